@@ -1,0 +1,5 @@
+import sys
+
+from kairoi.cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""All of Kairoi's ZeroMQ code: the sockets processes talk over, and nothing else.
+
+Each socket carries batches of ``messages`` items. A batch that does not decode is logged as
+``bus.message_dropped`` and skipped: a bad peer never stops a process. ZeroMQ's own errors
+become ``BusError`` here, so no other module imports ``zmq``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from kairoi import log, messages
+from kairoi.errors import BusError, MessageError
+
+_log = log.get("kairoi.bus")
+HIGH_WATER_MARK = 100_000
+"""Batches queued per socket and peer before a sender is refused."""
+
+
+def _prepare(endpoint: str) -> None:
+    """Create the directory of an ``ipc://`` endpoint."""
+    scheme, _, path = endpoint.partition("://")
+    if scheme == "ipc" and os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
+def _configure(socket: zmq.Socket[Any], linger_ms: int) -> None:
+    socket.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
+    socket.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
+    socket.setsockopt(zmq.LINGER, linger_ms)
+
+
+def _decode(frames: Sequence[bytes], endpoint: str) -> list[messages.Item] | None:
+    try:
+        return messages.decode(frames)
+    except MessageError as exc:
+        _log.warning("bus.message_dropped", endpoint=endpoint, reason=str(exc))
+        return None
+
+
+class ReplyServer:
+    """Binds a ROUTER socket; receives request batches and answers each to its sender.
+
+    Synchronous: the storage loop waits on it together with other descriptors.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.ROUTER)
+        _configure(self._socket, linger_ms=1_000)
+        try:
+            _prepare(endpoint)
+            self._socket.bind(endpoint)
+        except (zmq.ZMQError, OSError) as exc:
+            self.close()
+            raise BusError(f"cannot bind {endpoint}: {exc}") from exc
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+
+    def watch(self, fd: int) -> None:
+        """Make ``wait`` also return when ``fd`` becomes readable."""
+        self._poller.register(fd, zmq.POLLIN)
+
+    def wait(self, timeout_ms: int | None) -> None:
+        """Block until a batch or a watched descriptor is readable, or the timeout."""
+        try:
+            self._poller.poll(timeout_ms)
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.EINTR:  # a signal arrived: the caller checks its flag
+                raise BusError(f"poll on {self.endpoint} failed: {exc}") from exc
+
+    def receive_nowait(self) -> tuple[bytes, list[messages.Item]] | None:
+        """The next decodable batch and its sender, or None when nothing is waiting."""
+        while True:
+            try:
+                frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+            items = _decode(frames[1:], self.endpoint)
+            if items is not None:
+                return frames[0], items
+
+    def send(self, peer: bytes, items: Sequence[messages.Item]) -> None:
+        """Answer ``peer``; a peer that has gone away is skipped silently."""
+        try:
+            self._socket.send_multipart([peer, *messages.encode(items)], zmq.NOBLOCK)
+        except zmq.Again:
+            _log.warning("bus.reply_dropped", endpoint=self.endpoint, items=len(items))
+
+    def close(self) -> None:
+        self._socket.close()
+        self._context.term()
+
+
+class RequestClient:
+    """Connects a DEALER socket to a ReplyServer, inside an asyncio loop.
+
+    Batches are only queued to a connected server (ZMQ_IMMEDIATE), so ``try_send`` tells at
+    once when the server is down instead of queueing requests it would apply much later.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._context = zmq.asyncio.Context()
+        self._socket = self._context.socket(zmq.DEALER)
+        _configure(self._socket, linger_ms=0)
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        try:
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise BusError(f"cannot connect to {endpoint}: {exc}") from exc
+
+    def try_send(self, items: Sequence[messages.Item]) -> bool:
+        """Queue a batch; False when no server is connected or its queue is full."""
+        try:
+            self._socket.send_multipart(messages.encode(items), zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
+
+    async def receive(self) -> list[messages.Item]:
+        """The next decodable batch of replies."""
+        while True:
+            frames = await self._socket.recv_multipart()
+            items = _decode(frames, self.endpoint)
+            if items is not None:
+                return items
+
+    def close(self) -> None:
+        self._socket.close()
+        self._context.term()

@@ -1,0 +1,56 @@
+"""The ``kairoi`` command: ``serve`` runs everything; each process can also run alone."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from kairoi import __version__, config, log, runtime
+from kairoi.errors import ConfigError
+
+EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a process that exits with it
+
+Service = Callable[[config.Config, str | None], int]
+
+
+def _services() -> dict[str, tuple[str, Service]]:
+    from services import frontend, serve, storage  # noqa: PLC0415 (keeps `kairoi -V` instant)
+
+    return {
+        "serve": ("run every process and restart any that dies", serve.main),
+        "frontend": ("run the KCP frontend alone", frontend.main),
+        "storage": ("run the storage process alone", storage.main),
+    }
+
+
+def build_parser(services: dict[str, tuple[str, Service]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kairoi", description="Kairoi, a time-based job scheduler server."
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"kairoi {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (summary, _) in services.items():
+        command = commands.add_parser(name, help=summary, description=summary)
+        command.add_argument(
+            "-c", "--config", metavar="FILE", help="TOML configuration (default: built-in defaults)"
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    services = _services()
+    options = build_parser(services).parse_args(arguments)
+    try:
+        settings = config.load(options.config)
+    except ConfigError as exc:
+        print(f"kairoi: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    runtime.set_title(arguments)
+    runtime.die_with_supervisor()
+    log.configure(options.command, settings.log.level, settings.log.format)
+    for warning in settings.warnings:
+        log.get("kairoi").warning("config.ignored", reason=warning)
+    _, service = services[options.command]
+    return service(settings, options.config)

@@ -1,0 +1,72 @@
+"""The values Kairoi schedules: jobs, rules and the runners rules name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+MAX_STRING_BYTES = 65_535
+"""The reference encodes every id, pattern and runner argument with a u16 length."""
+
+
+class JobStatus(IntEnum):
+    """A job's place in its life; the numbers are stored on disk and never change."""
+
+    PLANNED = 0
+    TRIGGERED = 1
+    EXECUTED = 2
+    FAILED = 3
+    DISABLED = 4
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Job:
+    id: str
+    due_us: int
+    status: JobStatus
+    run: int = 0
+    """The number of the latest run; 0 until the job first fires."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShellRunner:
+    """Runs ``sh <script> <job id>``."""
+
+    script: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AmqpRunner:
+    """Publishes the job id to an exchange of an AMQP broker."""
+
+    dsn: str
+    exchange: str
+    routing_key: str
+
+
+Runner = ShellRunner | AmqpRunner
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rule:
+    id: str
+    pattern: str
+    """A byte-exact, case-sensitive prefix of the job ids this rule runs."""
+    runner: Runner
+
+
+def rule_precedence(rule: Rule) -> tuple[int, bytes]:
+    """Sort key: the better rule sorts first.
+
+    The longest pattern (in UTF-8 bytes) wins. Two patterns of equal length that both match a
+    job are the same string, so the only ties are rules with identical patterns: the rule whose
+    id is smallest in byte order wins, on every run and every host.
+    """
+    return (-len(rule.pattern.encode()), rule.id.encode())
+
+
+def match_rule(rules: Iterable[Rule], job_id: str) -> Rule | None:
+    """The rule that runs ``job_id``, or None when no pattern is a prefix of it."""
+    matching = [rule for rule in rules if job_id.startswith(rule.pattern)]
+    return min(matching, key=rule_precedence, default=None)

@@ -1,0 +1,264 @@
+"""The frontend process: KCP over TCP, forwarding requests to storage.
+
+Every request gets a slot in its connection's reply queue, in arrival order; replies are
+written strictly in that order as their slots fill, so an early error never overtakes an
+earlier OK. Backpressure instead of buffering: a connection stops being read while it is owed
+``controller.max_pending`` replies or while its client is not reading what it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import deque
+
+from kairoi import log, messages
+from kairoi.bus import RequestClient
+from kairoi.config import Config, parse_listen
+from kairoi.errors import InvalidRequest, KairoiError
+from kairoi.frontend import kcp
+from kairoi.frontend.instructions import InstructionReader, ScriptPolicy
+
+_log = log.get("kairoi.frontend")
+SHUTDOWN_GRACE_SECONDS = 5.0
+_UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
+_UNREACHABLE = kcp.error_suffix("unavailable", "storage is not reachable; nothing was applied")
+
+
+class Slot:
+    """One owed reply: the request's id, then its whole line once known."""
+
+    __slots__ = ("line", "prefix")
+
+    def __init__(self, prefix: bytes, line: bytes | None = None) -> None:
+        self.prefix = prefix
+        self.line = line
+
+
+class Gateway:
+    """Sends requests to storage in batches and routes each reply to its slot."""
+
+    def __init__(self, client: RequestClient, timeout: float) -> None:
+        self._client = client
+        self._timeout = timeout
+        self._pending: dict[int, tuple[Connection, Slot]] = {}
+        self._last_correlation = 0
+        self._reachable = True
+
+    def submit(self, connection: Connection, batch: list[tuple[Slot, messages.Request]]) -> None:
+        first = self._last_correlation + 1
+        items: list[messages.Item] = []
+        for correlation, (slot, request) in enumerate(batch, start=first):
+            self._pending[correlation] = (connection, slot)
+            items.append((correlation, request))
+        self._last_correlation = last = first + len(batch) - 1
+        if self._client.try_send(items):
+            self._note_reachable(True)
+            asyncio.get_running_loop().call_later(self._timeout, self._expire, first, last)
+            return
+        self._note_reachable(False)
+        for correlation in range(first, last + 1):
+            del self._pending[correlation]
+        for slot, _ in batch:
+            slot.line = slot.prefix + _UNREACHABLE
+
+    async def run(self) -> None:
+        while True:
+            touched: set[Connection] = set()
+            for correlation, reply in await self._client.receive():
+                entry = self._pending.pop(correlation, None)
+                if entry is None:
+                    continue  # already answered `unavailable` on timeout
+                connection, slot = entry
+                slot.line = slot.prefix + _suffix(reply)
+                touched.add(connection)
+            for connection in touched:
+                connection.deliver()
+
+    def _expire(self, first: int, last: int) -> None:
+        touched: set[Connection] = set()
+        for correlation in range(first, last + 1):
+            entry = self._pending.pop(correlation, None)
+            if entry is not None:
+                entry[1].line = entry[1].prefix + _UNAVAILABLE
+                touched.add(entry[0])
+        if touched:
+            _log.warning("storage.timeout", requests=last - first + 1, seconds=self._timeout)
+        for connection in touched:
+            connection.deliver()
+
+    def _note_reachable(self, reachable: bool) -> None:
+        if reachable != self._reachable:
+            self._reachable = reachable
+            (_log.info if reachable else _log.warning)(
+                "storage.reachable" if reachable else "storage.unreachable",
+                endpoint=self._client.endpoint,
+            )
+
+
+def _suffix(reply: messages.Message) -> bytes:
+    match reply:
+        case messages.Ok():
+            return kcp.OK_SUFFIX
+        case messages.Failed(code=code, reason=reason):
+            return kcp.error_suffix(code, reason)
+        case _:
+            return kcp.error_suffix("internal", f"unexpected reply {type(reply).__name__}")
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, frontend: Frontend) -> None:
+        self._frontend = frontend
+        self._parser = kcp.Parser(frontend.config.controller.max_line_bytes)
+        self._max_pending = frontend.config.controller.max_pending
+        self._slots: deque[Slot] = deque()
+        self._transport: asyncio.Transport | None = None
+        self._read_paused = self._write_paused = False
+        self._closing = False  # answer what is owed, read nothing more, then close
+        self._eof = False
+
+    @property
+    def owed(self) -> int:
+        return len(self._slots)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._frontend.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._slots.clear()
+        self._frontend.forget(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._parser.feed(data)
+        self._read_requests()
+        self.deliver()
+
+    def eof_received(self) -> bool:
+        self._eof = self._closing = True
+        incomplete = self._parser.finish()
+        if incomplete is not None:
+            self._answer_malformed(incomplete)
+        self.deliver()
+        return True  # keep writing: a half-closed client is still owed its replies
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._steer_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._steer_reading()
+
+    def stop(self) -> None:
+        """Shutting down: read nothing more, answer what is owed, then close."""
+        self._closing = True
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Write every reply at the head of the queue that is ready, in request order."""
+        transport, slots = self._transport, self._slots
+        if transport is None or transport.is_closing():
+            return
+        ready = []
+        while slots and slots[0].line is not None:
+            ready.append(slots.popleft().line)
+        if ready:
+            transport.write(b"".join(ready))  # type: ignore[arg-type]
+        if self._closing and not slots:
+            transport.close()  # after what was written has been sent
+        else:
+            self._steer_reading()
+
+    def _read_requests(self) -> None:
+        batch: list[tuple[Slot, messages.Request]] = []
+        reader = self._frontend.instructions
+        while (parsed := self._parser.next()) is not None:
+            if isinstance(parsed, kcp.Malformed):
+                self._answer_malformed(parsed)
+                if parsed.fatal:
+                    break
+                continue
+            slot = Slot(kcp.reply_prefix(parsed.request_id))
+            self._slots.append(slot)
+            try:
+                batch.append((slot, reader.read(parsed.arguments)))
+            except KairoiError as exc:
+                slot.line = slot.prefix + kcp.error_suffix(exc.code, exc.reason)
+        if batch:
+            self._frontend.gateway.submit(self, batch)
+
+    def _answer_malformed(self, malformed: kcp.Malformed) -> None:
+        error = InvalidRequest(malformed.reason)
+        prefix = kcp.reply_prefix(malformed.request_id)
+        self._slots.append(Slot(prefix, prefix + kcp.error_suffix(error.code, error.reason)))
+        if malformed.fatal:
+            self._closing = True
+
+    def _steer_reading(self) -> None:
+        transport = self._transport
+        if transport is None or self._eof or transport.is_closing():
+            return
+        pause = self._closing or self._write_paused or len(self._slots) >= self._max_pending
+        if pause and not self._read_paused:
+            transport.pause_reading()
+            self._read_paused = True
+        elif not pause and self._read_paused and len(self._slots) <= self._max_pending // 2:
+            transport.resume_reading()
+            self._read_paused = False
+
+
+class Frontend:
+    def __init__(self, config: Config, client: RequestClient) -> None:
+        self.config = config
+        self.gateway = Gateway(client, config.controller.request_timeout)
+        self.instructions = InstructionReader(ScriptPolicy(config.runners.shell.allow))
+        self.connections: set[Connection] = set()
+        self._all_closed = asyncio.Event()
+
+    def forget(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._all_closed.set()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        host, port = parse_listen(self.config.controller.listen)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Connection(self), host, port, backlog=1024)
+        address = server.sockets[0].getsockname()
+        _log.info("service.ready", listen=f"{address[0]}:{address[1]}")
+        receiver = asyncio.create_task(self.gateway.run())
+        await stop.wait()
+        server.close()
+        await self._drain()
+        receiver.cancel()
+
+    async def _drain(self) -> None:
+        """Answer every owed reply (or give up after the grace period), then close."""
+        owed = sum(connection.owed for connection in self.connections)
+        self._all_closed.set()
+        _log.info("service.stopping", connections=len(self.connections), owed=owed)
+        if self.connections:
+            self._all_closed.clear()
+            for connection in list(self.connections):
+                connection.stop()
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), SHUTDOWN_GRACE_SECONDS)
+        except TimeoutError:
+            _log.warning("service.replies_abandoned", connections=len(self.connections))
+
+
+async def run(config: Config) -> None:
+    """Serve KCP until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    client = RequestClient(config.storage_endpoint)
+    try:
+        await Frontend(config, client).serve(stop)
+    finally:
+        client.close()

@@ -1,0 +1,84 @@
+"""What every Kairoi process does the same way: its title, its signals, its parent.
+
+Signal handlers only set a flag and write to a wake-up descriptor; the process loop reads the
+flag. A process started by ``kairoi serve`` also asks the kernel to stop it if its supervisor
+dies, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import select
+import signal
+import socket
+import sys
+from types import FrameType
+
+import setproctitle
+
+SUPERVISED_ENV = "KAIROI_SUPERVISED"
+_PR_SET_PDEATHSIG = 1
+
+
+def set_title(argv: list[str]) -> None:
+    """Show this process in ``ps`` as ``kairoi <command> …``."""
+    setproctitle.setproctitle(" ".join(["kairoi", *argv]))
+
+
+def die_with_supervisor() -> None:
+    """When started by ``kairoi serve``, receive SIGTERM if it dies (Linux only)."""
+    if os.environ.get(SUPERVISED_ENV) != str(os.getppid()) or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class ShutdownFlag:
+    """Set by SIGTERM or SIGINT; ``wakeup_fd`` becomes readable when it is."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def watch_children(self) -> None:
+        """Also wake up (without requesting shutdown) when a child process exits."""
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: self._wake())
+
+    @property
+    def wakeup_fd(self) -> int:
+        return self._reader.fileno()
+
+    def wait(self, timeout: float | None) -> None:
+        """Sleep until a signal arrives or ``timeout`` seconds pass; consume the wake-up."""
+        readable, _, _ = select.select([self._reader], [], [], timeout)
+        if readable:
+            try:
+                while self._reader.recv(4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # already readable; one byte is enough
+            self._writer.send(b"\0")
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()

@@ -1,0 +1,51 @@
+"""The key-value contract storage needs, and its in-memory twin for unit tests.
+
+Writes are all-or-nothing batches; a value of None in a batch deletes the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from kairoi.errors import StoreError
+
+
+class KeyValueStore(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def write(self, batch: Mapping[bytes, bytes | None], sync: bool) -> None:
+        """Apply every put and delete of ``batch`` atomically; raises StoreError."""
+        ...
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys in ``[start, end)``, in byte order, with their values."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.fail_writes = False
+        """Make the next writes raise StoreError, as a full disk would."""
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def write(self, batch: Mapping[bytes, bytes | None], sync: bool) -> None:
+        if self.fail_writes:
+            raise StoreError("write refused (fail_writes is set)")
+        for key, value in batch.items():
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(key for key in self.data if start <= key < end):
+            yield key, self.data[key]
+
+    def close(self) -> None:
+        pass

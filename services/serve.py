@@ -1,0 +1,20 @@
+"""Entry point of ``kairoi serve [-c FILE]``: every process, supervised."""
+
+from __future__ import annotations
+
+from kairoi import __version__
+from kairoi.config import Config
+from kairoi.runtime import ShutdownFlag
+from kairoi.supervisor.actor import Supervisor
+
+
+def main(config: Config, config_path: str | None) -> int:
+    shutdown = ShutdownFlag()
+    shutdown.install()
+    shutdown.watch_children()
+    print(
+        f"kairoi {__version__}: KCP on {config.controller.listen}, "
+        f"data in {config.database.path}, sockets in {config.runtime.dir}",
+        flush=True,
+    )
+    return Supervisor(config_path, shutdown).run()
