@@ -7,6 +7,7 @@ become ``BusError`` here, so no other module imports ``zmq``.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 from collections.abc import Sequence
@@ -120,10 +121,16 @@ class RequestClient:
 
     def try_send(self, items: Sequence[messages.Item]) -> bool:
         """Queue a batch; False when no server is connected or its queue is full."""
-        try:
-            self._socket.send_multipart(messages.encode(items), zmq.NOBLOCK)
-        except zmq.Again:
+        # With NOBLOCK, pyzmq's asyncio socket sends at once and returns a finished future
+        # (and keeps the receiving side's edge-triggered wake-ups right, which a send on the
+        # plain socket would not).
+        sent = self._socket.send_multipart(messages.encode(items), zmq.NOBLOCK)
+        assert isinstance(sent, asyncio.Future)
+        error = sent.exception() if sent.done() else None
+        if isinstance(error, zmq.Again):
             return False
+        if error is not None:
+            raise BusError(f"cannot send to {self.endpoint}: {error}") from error
         return True
 
     async def receive(self) -> list[messages.Item]:

@@ -22,7 +22,8 @@ from kairoi.frontend.instructions import InstructionReader, ScriptPolicy
 _log = log.get("kairoi.frontend")
 SHUTDOWN_GRACE_SECONDS = 5.0
 _UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
-_UNREACHABLE = kcp.error_suffix("unavailable", "storage is not reachable; nothing was applied")
+RETRY_SECONDS = 0.01
+"""How often to try again to reach storage while requests wait for it."""
 
 
 class Slot:
@@ -36,12 +37,19 @@ class Slot:
 
 
 class Gateway:
-    """Sends requests to storage in batches and routes each reply to its slot."""
+    """Sends requests to storage in batches and routes each reply to its slot.
+
+    While storage is unreachable (starting, restarting), batches wait in an outbox, in order,
+    and go out as soon as it is back; a request still unanswered after the request timeout is
+    answered ``unavailable``, whether it was sent or not.
+    """
 
     def __init__(self, client: RequestClient, timeout: float) -> None:
         self._client = client
         self._timeout = timeout
         self._pending: dict[int, tuple[Connection, Slot]] = {}
+        self._outbox: deque[list[messages.Item]] = deque()
+        self._retry: asyncio.TimerHandle | None = None
         self._last_correlation = 0
         self._reachable = True
 
@@ -52,15 +60,23 @@ class Gateway:
             self._pending[correlation] = (connection, slot)
             items.append((correlation, request))
         self._last_correlation = last = first + len(batch) - 1
-        if self._client.try_send(items):
-            self._note_reachable(True)
-            asyncio.get_running_loop().call_later(self._timeout, self._expire, first, last)
-            return
-        self._note_reachable(False)
-        for correlation in range(first, last + 1):
-            del self._pending[correlation]
-        for slot, _ in batch:
-            slot.line = slot.prefix + _UNREACHABLE
+        asyncio.get_running_loop().call_later(self._timeout, self._expire, first, last)
+        self._outbox.append(items)
+        if self._retry is None:
+            self._send_outbox()
+
+    def _send_outbox(self) -> None:
+        self._retry = None
+        while self._outbox:
+            items = [item for item in self._outbox[0] if item[0] in self._pending]
+            if items and not self._client.try_send(items):
+                self._note_reachable(False)
+                self._retry = asyncio.get_running_loop().call_later(
+                    RETRY_SECONDS, self._send_outbox
+                )
+                return
+            self._outbox.popleft()
+        self._note_reachable(True)
 
     async def run(self) -> None:
         while True:

@@ -1,0 +1,1 @@
+"""Kairoi's benchmarks: ``make bench`` (``python -m benchmarks``) prints figures, never asserts."""

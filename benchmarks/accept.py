@@ -1,0 +1,76 @@
+"""The accept path: pipelined SETs over one KCP connection, and single-request round trips.
+
+Each run starts a real ``kairoi serve`` (fsync on) on a scratch directory and talks to it over
+loopback TCP, as a client would.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kairoi.client.kcp import KcpClient
+from kairoi.client.server import ServerProcess
+
+
+def pipelined_sets(port: int, count: int, prefix: str = "bench") -> float:
+    """Send ``count`` SETs back to back while reading the replies; SETs per second."""
+    lines = b"".join(
+        b'%d SET %s.%d "2030-01-01 00:00:00"\n' % (i, prefix.encode(), i) for i in range(count)
+    )
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.perf_counter()
+        sender = threading.Thread(target=sock.sendall, args=(lines,))
+        sender.start()
+        received, oks = b"", 0
+        while received.count(b"\n") < count:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            received += chunk
+        elapsed = time.perf_counter() - started
+        sender.join()
+        oks = received.count(b" OK\n")
+    if oks != count:
+        raise RuntimeError(f"{count - oks} SETs were not OK: {received[:300]!r}")
+    return count / elapsed
+
+
+def round_trips(port: int, count: int) -> list[float]:
+    """Milliseconds for each of ``count`` SETs sent one at a time."""
+    times = []
+    with KcpClient("127.0.0.1", port) as client:
+        for i in range(count):
+            started = time.perf_counter()
+            reply = client.call("SET", f"rtt.{i}", "2030-01-01 00:00:00")
+            times.append((time.perf_counter() - started) * 1000)
+            if reply != ["OK"]:
+                raise RuntimeError(f"unexpected reply {reply}")
+    return times
+
+
+def run(sets: int = 200_000, rtts: int = 5_000) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="kairoi-bench-") as scratch:
+        server = ServerProcess(
+            Path(scratch), '[log]\nlevel = "warn"\n'.replace("[log]\n", "") and ""
+        )
+        server.start()
+        try:
+            port = server.wait_ready()
+            pipelined_sets(port, min(sets, 10_000), prefix="warmup")
+            rate = pipelined_sets(port, sets)
+            times = sorted(round_trips(port, rtts))
+        finally:
+            server.stop()
+    return {
+        "pipelined_sets": sets,
+        "sets_per_second": round(rate),
+        "round_trips": rtts,
+        "rtt_p50_ms": round(statistics.median(times), 3),
+        "rtt_p99_ms": round(times[int(len(times) * 0.99) - 1], 3),
+    }

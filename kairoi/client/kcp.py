@@ -1,0 +1,62 @@
+"""A blocking KCP client: send lines, read replies (parsed with the server's own grammar)."""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+
+from kairoi.frontend.kcp import Message, Parser, quote
+
+
+class ReplyError(Exception):
+    """The server sent something that is not a reply line."""
+
+
+class KcpClient:
+    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._parser = Parser()
+        self._replies: deque[Message] = deque()
+        self._next_id = 0
+
+    def __enter__(self) -> KcpClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self) -> Message:
+        """The next reply: ``request_id`` and its words (``OK``… or ``ERROR code reason``)."""
+        while not self._replies:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            self._parser.feed(data)
+            while (parsed := self._parser.next()) is not None:
+                if not isinstance(parsed, Message):
+                    raise ReplyError(f"unparsable reply: {parsed.reason}")
+                self._replies.append(parsed)
+        return self._replies.popleft()
+
+    def call(self, *words: str) -> list[str]:
+        """Send one instruction and return the words of its reply after the id."""
+        self._next_id += 1
+        request_id = f"c{self._next_id}"
+        self.send((" ".join([request_id, *map(quote, words)]) + "\n").encode())
+        reply = self.reply()
+        if reply.request_id != request_id:
+            raise ReplyError(f"reply to {reply.request_id!r} while waiting for {request_id!r}")
+        return reply.arguments
+
+    def read_all(self) -> bytes:
+        """Everything until the server closes the connection."""
+        chunks = []
+        while data := self.sock.recv(65536):
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,108 @@
+"""Run a Kairoi server as a child process: for system tests, benchmarks and embedding.
+
+It listens on port 0 and keeps its sockets in a short directory under /tmp (an ``ipc://``
+path must fit in 107 bytes); the port is read from the frontend's ``service.ready`` event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+class ServerProcess:
+    def __init__(self, workdir: Path, extra_config: str = "", command: str = "serve") -> None:
+        self.workdir = workdir
+        self.runtime_dir = tempfile.mkdtemp(prefix="kairoi-", dir="/tmp")
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / f"{command}.log"
+        self.config_path = workdir / f"{command}.toml"
+        self.config_path.write_text(
+            '[log]\nlevel = "debug"\nformat = "json"\n'
+            f'[database]\npath = "{self.data_dir}"\n'
+            f'[runtime]\ndir = "{self.runtime_dir}"\n'
+            + (
+                extra_config
+                if "[controller]" in extra_config
+                else '[controller]\nlisten = "127.0.0.1:0"\n' + extra_config
+            )
+        )
+        self.command = command
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kairoi", self.command, "-c", str(self.config_path)],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def events(self, event: str | None = None, process: str | None = None) -> list[dict[str, Any]]:
+        """The structured log lines written so far, optionally only one event or process."""
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and (event is None or record.get("event") == event):
+                    if process is None or record.get("process") == process:
+                        found.append(record)
+        return found
+
+    def wait_ready(self, timeout: float = 20.0, after: int = 0) -> int:
+        """Wait until the frontend and storage are ready (counting from the ``after``-th
+        frontend start); the KCP port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            frontends = self.events("service.ready", "frontend")[after:]
+            if frontends and len(self.events("service.ready", "storage")) > 0:
+                return int(frontends[-1]["listen"].rpartition(":")[2])
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            time.sleep(0.02)
+        raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def child_pid(self, name: str) -> int:
+        """The pid of the latest ``name`` process started by ``kairoi serve``."""
+        started = [e for e in self.events("process.started") if e.get("name") == name]
+        return int(started[-1]["pid"])
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        code = 0
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                code = self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                code = self.process.wait()
+        elif self.process is not None:
+            code = self.process.returncode
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        return code
+
+
+def pids_with_title(prefix: str) -> list[int]:
+    """Processes whose command line starts with ``prefix`` (as set by setproctitle)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+                if cmdline.startswith(prefix.encode()):
+                    found.append(int(entry))
+    return found
