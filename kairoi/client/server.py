@@ -55,9 +55,12 @@ class ServerProcess:
         for line in self.log_path.read_text(errors="replace").splitlines():
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
-                if isinstance(record, dict) and (event is None or record.get("event") == event):
-                    if process is None or record.get("process") == process:
-                        found.append(record)
+                if (
+                    isinstance(record, dict)
+                    and (event is None or record.get("event") == event)
+                    and (process is None or record.get("process") == process)
+                ):
+                    found.append(record)
         return found
 
     def wait_ready(self, timeout: float = 20.0, after: int = 0) -> int:

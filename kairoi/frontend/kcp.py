@@ -57,8 +57,11 @@ class Parser:
         self._problem: str | None = None  # the first thing wrong in this message
         self._id_broken = False
         self._ready: deque[Parsed] = deque()
+        self._stopped = False  # after a fatal error: ignore all further input
 
     def feed(self, data: bytes) -> None:
+        if self._stopped:
+            return
         if self._start:
             del self._buf[: self._start]
             self._pos -= self._start
@@ -71,6 +74,8 @@ class Parser:
         """The next complete message, or None until more input arrives."""
         if self._ready:
             return self._ready.popleft()
+        if self._stopped:
+            return None
         if self._pos == self._start and not self._tokens:
             self._plain_lines(self._pos)
             if self._ready:
@@ -114,7 +119,7 @@ class Parser:
 
     def finish(self) -> Malformed | None:
         """At end of input: what to say about a message that never got its LF."""
-        if not self._buf[self._start :].strip(b" "):
+        if self._stopped or not self._buf[self._start :].strip(b" "):
             return None
         request_id = self._request_id()
         self._reset(len(self._buf))
@@ -163,6 +168,7 @@ class Parser:
     def _too_long(self) -> Malformed:
         request_id = self._request_id()
         self._reset(len(self._buf))
+        self._stopped = True
         return Malformed(
             request_id,
             f"message longer than {self.max_message_bytes} bytes without an LF",

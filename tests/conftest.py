@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kairoi.client.kcp import KcpClient
+from kairoi.client.server import ServerProcess
+
+EXAMPLE_SCRIPT = '#!/bin/sh\necho "job $1"\n'
+
+
+@dataclass
+class Running:
+    server: ServerProcess
+    port: int
+
+    def client(self) -> KcpClient:
+        return KcpClient("127.0.0.1", self.port)
+
+
+def start_server(workdir: Path, extra_config: str = "") -> Running:
+    (workdir / "scripts").mkdir(exist_ok=True)
+    (workdir / "scripts" / "example.sh").write_text(EXAMPLE_SCRIPT)
+    server = ServerProcess(workdir, extra_config).start()
+    try:
+        return Running(server, server.wait_ready())
+    except BaseException:
+        server.stop()
+        raise
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """One `kairoi serve` for a whole module of protocol tests (small line limit)."""
+    running = start_server(
+        tmp_path_factory.mktemp("serve"),
+        '[controller]\nlisten = "127.0.0.1:0"\nmax_line_bytes = 4096\nmax_pending = 1000\n',
+    )
+    yield running
+    running.server.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Running]:
+    """A `kairoi serve` of this test's own, for tests that kill or stop processes."""
+    running = start_server(tmp_path)
+    yield running
+    running.server.stop()

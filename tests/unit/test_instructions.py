@@ -1,0 +1,135 @@
+"""SET and RULE SET: the reference's arity and argument rules, plus the shell allow-list."""
+
+from __future__ import annotations
+
+import pytest
+
+from kairoi import messages
+from kairoi.errors import Forbidden, InvalidRequest
+from kairoi.frontend.instructions import InstructionReader, ScriptPolicy
+from kairoi.schedule import parse_reference_time
+
+
+@pytest.fixture
+def reader() -> InstructionReader:
+    return InstructionReader(ScriptPolicy(("scripts/**", "/opt/jobs/*.sh"), cwd="/srv/kairoi"))
+
+
+def test_set(reader: InstructionReader) -> None:
+    assert reader.read(["SET", "app.1", "2030-01-01 00:00:00"]) == messages.SetJob(
+        job_id="app.1", due_us=parse_reference_time("2030-01-01 00:00:00")
+    )
+
+
+def test_set_accepts_empty_and_odd_job_ids(reader: InstructionReader) -> None:
+    for job_id in ["", "with space", "line\nfeed", "RULE", "é"]:
+        request = reader.read(["SET", job_id, "2030-01-01 00:00:00"])
+        assert isinstance(request, messages.SetJob) and request.job_id == job_id
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["SET"], ["SET", "j"], ["SET", "j", "2030-01-01", "00:00:00"], ["SET", "j", "x", "y"]],
+)
+def test_set_arity(reader: InstructionReader, arguments: list[str]) -> None:
+    with pytest.raises(InvalidRequest, match="SET takes 2 arguments"):
+        reader.read(arguments)
+
+
+def test_job_id_length_limit(reader: InstructionReader) -> None:
+    assert reader.read(["SET", "x" * 65_535, "2030-01-01 00:00:00"])
+    with pytest.raises(InvalidRequest, match="longer than 65535 bytes"):
+        reader.read(["SET", "x" * 65_536, "2030-01-01 00:00:00"])
+    with pytest.raises(InvalidRequest, match="longer than 65535 bytes"):
+        reader.read(["SET", "é" * 32_768, "2030-01-01 00:00:00"])
+
+
+@pytest.mark.parametrize("word", ["set", "UNSET", "VERSION", "RULE"])
+def test_unknown_instructions_are_case_sensitive(reader: InstructionReader, word: str) -> None:
+    with pytest.raises(InvalidRequest, match="unknown instruction"):
+        reader.read([word, "x", "y"])
+
+
+def test_set_rule_is_not_an_instruction(reader: InstructionReader) -> None:
+    with pytest.raises(InvalidRequest):
+        reader.read(["SET", "RULE", "x", "app.", "shell", "s.sh"])
+    request = reader.read(["SET", "RULE", "2030-01-01 00:00:00"])
+    assert isinstance(request, messages.SetJob) and request.job_id == "RULE"
+
+
+def test_rule_set_shell(reader: InstructionReader) -> None:
+    assert reader.read(
+        ["RULE", "SET", "r", "app.", "shell", "scripts/a.sh"]
+    ) == messages.SetShellRule(rule_id="r", pattern="app.", script="scripts/a.sh")
+
+
+def test_rule_set_amqp(reader: InstructionReader) -> None:
+    request = reader.read(["RULE", "SET", "r", "", "amqp", "amqp://g:g@h:5672/v", "", "rk"])
+    assert request == messages.SetAmqpRule(
+        rule_id="r", pattern="", dsn="amqp://g:g@h:5672/v", exchange="", routing_key="rk"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (["RULE", "SET", "r", "p", "shell"], "wrong number of arguments for the shell runner"),
+        (["RULE", "SET", "r", "p", "shell", "scripts/a", "b"], "for the shell runner"),
+        (["RULE", "SET", "r", "p", "amqp", "d", "e"], "for the amqp runner"),
+        (["RULE", "SET", "r", "p", "amqp", "d", "e", "k", "x"], "for the amqp runner"),
+        (["RULE", "SET", "r", "p", "Shell", "scripts/a"], "unknown runner 'Shell'"),
+        (["RULE", "SET", "r", "p"], "wrong number of arguments"),
+        (["RULE", "SET"], "wrong number of arguments"),
+    ],
+)
+def test_rule_set_errors(reader: InstructionReader, arguments: list[str], reason: str) -> None:
+    with pytest.raises(InvalidRequest, match=reason):
+        reader.read(arguments)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "/bin/rm",
+        "scripts/../../../etc/passwd",
+        "../scripts/x.sh",
+        "other/x.sh",
+        "/opt/jobs/sub/x.sh",
+        "scripts",
+    ],
+)
+def test_scripts_outside_the_allow_list_are_forbidden(
+    reader: InstructionReader, script: str
+) -> None:
+    with pytest.raises(Forbidden, match="runners.shell.allow"):
+        reader.read(["RULE", "SET", "r", "p", "shell", script])
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "scripts/a.sh",
+        "scripts/deep/er/b.sh",
+        "./scripts/c.sh",
+        "/srv/kairoi/scripts/d",
+        "/opt/jobs/x.sh",
+        "scripts/.hidden",
+    ],
+)
+def test_scripts_inside_the_allow_list_are_accepted(reader: InstructionReader, script: str) -> None:
+    assert reader.read(["RULE", "SET", "r", "p", "shell", script])
+
+
+def test_empty_script_is_invalid(reader: InstructionReader) -> None:
+    with pytest.raises(InvalidRequest, match="needs a script path"):
+        reader.read(["RULE", "SET", "r", "p", "shell", ""])
+
+
+def test_default_allow_list_is_the_working_directory() -> None:
+    policy = ScriptPolicy(("**",), cwd="/srv/kairoi")
+    policy.check("scripts/example.sh")
+    policy.check("job.sh")
+    with pytest.raises(Forbidden):
+        policy.check("../elsewhere.sh")
+    with pytest.raises(Forbidden):
+        policy.check("/bin/sh")
