@@ -196,9 +196,10 @@ def test_error_never_overtakes_an_earlier_ok(shared_server: Running) -> None:
 def test_dates_outside_0001_9999_are_refused(shared_server: Running) -> None:
     """Fault 9: such dates got OK, were stored wrapped around, and broke the restart."""
     data = b'D1 SET j "+10000-01-01 00:00:00"\nD2 SET j "-0001-12-31 23:59:59"\n'
+    reason = b': the year must be within 0001-9999"\n'
     assert exchange(shared_server, data, 2) == [
-        b"D1 ERROR invalid \"invalid date '+10000-01-01 00:00:00': the year must be within 0001-9999\"\n",
-        b"D2 ERROR invalid \"invalid date '-0001-12-31 23:59:59': the year must be within 0001-9999\"\n",
+        b"D1 ERROR invalid \"invalid date '+10000-01-01 00:00:00'" + reason,
+        b"D2 ERROR invalid \"invalid date '-0001-12-31 23:59:59'" + reason,
     ]
 
 

@@ -101,7 +101,7 @@ def test_rule_set_errors(reader: InstructionReader, arguments: list[str], reason
 def test_scripts_outside_the_allow_list_are_forbidden(
     reader: InstructionReader, script: str
 ) -> None:
-    with pytest.raises(Forbidden, match="runners.shell.allow"):
+    with pytest.raises(Forbidden, match=r"runners\.shell\.allow"):
         reader.read(["RULE", "SET", "r", "p", "shell", script])
 
 

@@ -11,7 +11,9 @@ from kairoi.schedule import format_instant, parse_reference_time
 
 
 def micros(*fields: int) -> int:
-    return int(datetime(*fields, tzinfo=UTC).timestamp()) * 1_000_000  # type: ignore[misc]
+    year, month, day, hour, minute, second = (*fields, 0, 0, 0)[:6]
+    instant = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    return int(instant.timestamp()) * 1_000_000
 
 
 @pytest.mark.parametrize(
