@@ -62,7 +62,7 @@ def run(sets: int = 200_000, rtts: int = 5_000) -> dict[str, Any]:
         server.start()
         try:
             port = server.wait_ready()
-            pipelined_sets(port, min(sets, 10_000), prefix="warmup")
+            pipelined_sets(port, min(sets, 10_000), prefix="warmup")  # caches, allocator
             rate = pipelined_sets(port, sets)
             times = sorted(round_trips(port, rtts))
         finally:

@@ -62,6 +62,8 @@ class ReplyServer:
         except (zmq.ZMQError, OSError) as exc:
             self.close()
             raise BusError(f"cannot bind {endpoint}: {exc}") from exc
+        # What was really bound: tcp://HOST:* picks a free port.
+        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
 

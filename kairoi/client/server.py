@@ -20,9 +20,15 @@ from typing import Any
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path, extra_config: str = "", command: str = "serve") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: str = "",
+        command: str = "serve",
+        runtime_dir: str | None = None,
+    ) -> None:
         self.workdir = workdir
-        self.runtime_dir = tempfile.mkdtemp(prefix="kairoi-", dir="/tmp")
+        self.runtime_dir = runtime_dir or tempfile.mkdtemp(prefix="kairoi-", dir="/tmp")
         self.data_dir = workdir / "data"
         self.log_path = workdir / f"{command}.log"
         self.config_path = workdir / f"{command}.toml"
@@ -66,15 +72,23 @@ class ServerProcess:
     def wait_ready(self, timeout: float = 20.0, after: int = 0) -> int:
         """Wait until the frontend and storage are ready (counting from the ``after``-th
         frontend start); the KCP port."""
+        self.wait_event("service.ready", "storage", timeout=timeout)
+        ready = self.wait_event("service.ready", "frontend", after=after, timeout=timeout)
+        return int(ready["listen"].rpartition(":")[2])
+
+    def wait_event(
+        self, event: str, process: str | None = None, after: int = 0, timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """The ``after``-th (from 0) ``event`` logged by ``process``, once it is logged."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            frontends = self.events("service.ready", "frontend")[after:]
-            if frontends and len(self.events("service.ready", "storage")) > 0:
-                return int(frontends[-1]["listen"].rpartition(":")[2])
+            found = self.events(event, process)
+            if len(found) > after:
+                return found[after]
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+                raise RuntimeError(f"exited with {self.process.returncode}:\n{self.log()}")
             time.sleep(0.02)
-        raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()}")
+        raise TimeoutError(f"no {event} from {process} after {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]

@@ -28,7 +28,7 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
             server.watch(shutdown.wakeup_fd)
             _log.info(
                 "service.ready",
-                endpoint=config.storage_endpoint,
+                endpoint=server.endpoint,
                 database=config.database.path,
                 rules=len(engine.rules),
             )

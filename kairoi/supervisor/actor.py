@@ -63,7 +63,9 @@ class Supervisor:
                 continue
             del self._processes[name]
             _log.warning("process.exited", name=name, pid=process.pid, code=code)
-            if code == EXIT_CONFIG or (code != 0 and now - self._started_at < STARTUP_WINDOW):
+            # Exiting by itself with an error right at start (bad config, port in use) is not
+            # mended by restarting; being killed (a negative code) is.
+            if code == EXIT_CONFIG or (code > 0 and now - self._started_at < STARTUP_WINDOW):
                 self._failed = f"{name} could not start (exit {code}); its log says why"
                 return
             delay = self._children[name].exited(now)

@@ -1,0 +1,240 @@
+"""`kairoi serve` and the single processes: CLI, supervision, signals, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kairoi import __version__
+from kairoi.client.kcp import KcpClient
+from kairoi.client.server import ServerProcess
+from kairoi.storage.engine import Engine
+from kairoi.storage.rocks import RocksStore
+from tests.conftest import Running, start_server
+from tests.support import eventually
+
+WHEN = b'"2030-01-01 00:00:00"'
+
+
+def kairoi(
+    *arguments: str, cwd: Path | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kairoi", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+
+
+def stored_jobs(data_dir: Path, job_ids: list[str]) -> list[str]:
+    """The ids among ``job_ids`` found in the database, read offline."""
+    store = RocksStore(str(data_dir))
+    try:
+        engine = Engine(store, fsync=False)
+        return [job_id for job_id in job_ids if engine.job(job_id) is not None]
+    finally:
+        store.close()
+
+
+def test_version_and_help() -> None:
+    assert kairoi("-V").stdout == f"kairoi {__version__}\n"
+    usage = kairoi("-h").stdout
+    for command in ("serve", "frontend", "storage"):
+        assert command in usage
+
+
+def test_unknown_flag_is_a_usage_error() -> None:
+    assert kairoi("--nope").returncode == 2
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    """Fault 18: the reference silently ran on its defaults."""
+    result = kairoi("serve", "-c", str(tmp_path / "missing.toml"))
+    assert result.returncode == 78
+    assert "missing.toml: no such configuration file" in result.stderr
+
+
+def test_bad_config_exits_non_zero_naming_the_key(tmp_path: Path) -> None:
+    """Fault 17: the reference logged the error and exited 0 without serving."""
+    config = tmp_path / "bad.toml"
+    config.write_text("[controller]\nlisen = '127.0.0.1:1'\n")
+    for command in ("serve", "frontend", "storage"):
+        result = kairoi(command, "-c", str(config))
+        assert result.returncode == 78
+        assert "unknown key 'controller.lisen'" in result.stderr
+
+
+@pytest.fixture
+def busy_port() -> int:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    yield holder.getsockname()[1]
+    holder.close()
+
+
+def test_bind_failure_is_a_clear_error(tmp_path: Path, busy_port: int) -> None:
+    """Fault 19: the reference panicked in cascade and exited 101."""
+    extra = f'[controller]\nlisten = "127.0.0.1:{busy_port}"\n'
+    frontend = ServerProcess(tmp_path, extra, command="frontend").start()
+    assert frontend.process is not None and frontend.process.wait(20) == 1
+    (failure,) = frontend.events("service.failed")
+    assert f"cannot listen on 127.0.0.1:{busy_port}" in failure["reason"]
+    assert "in use" in failure["reason"]
+    frontend.stop()
+
+    serve = (
+        ServerProcess(tmp_path / "serve", extra) if (tmp_path / "serve").mkdir() is None else None
+    )
+    assert serve is not None
+    serve.start()
+    assert serve.process is not None and serve.process.wait(20) == 1
+    assert "frontend could not start" in serve.events("serve.failed")[0]["reason"]
+    serve.stop()
+
+
+def test_processes_are_named_in_ps(server: Running) -> None:
+    for name in ("storage", "frontend"):
+        cmdline = Path(f"/proc/{server.server.child_pid(name)}/cmdline").read_bytes()
+        assert cmdline.replace(b"\0", b" ").startswith(f"kairoi {name} -c ".encode())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_everything_gracefully(server: Running, signum: int) -> None:
+    """Fault 23: the reference died at once on SIGTERM, owed replies and all."""
+    children = [server.server.child_pid(name) for name in ("storage", "frontend")]
+    count = 3000
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+        sock.sendall(b"".join(b"%d SET stop.%d %s\n" % (i, i, WHEN) for i in range(count)))
+        time.sleep(0.05)
+        assert server.server.process is not None
+        server.server.process.send_signal(signum)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    lines = received.splitlines()
+    assert len(lines) == count, "every request read before the signal is answered"
+    assert set(lines) == {b"%d OK" % i for i in range(count)}
+    started = time.monotonic()
+    assert server.server.process.wait(10) == 0
+    assert time.monotonic() - started < 10
+    assert not [pid for pid in children if alive(pid)], "no process is left behind"
+    assert server.server.events("service.stopped", "storage")
+
+
+def test_children_die_with_a_killed_supervisor(server: Running) -> None:
+    children = [server.server.child_pid(name) for name in ("storage", "frontend")]
+    assert server.server.process is not None
+    server.server.process.kill()
+    server.server.process.wait()
+    eventually(lambda: not [pid for pid in children if alive(pid)])
+
+
+def test_killed_frontend_is_restarted(server: Running) -> None:
+    os.kill(server.server.child_pid("frontend"), signal.SIGKILL)
+    port = server.server.wait_ready(after=1)
+    assert server.server.events("process.restarting")[0]["name"] == "frontend"
+    with KcpClient("127.0.0.1", port) as client:
+        assert client.call("SET", "after.restart", "2030-01-01 00:00:00") == ["OK"]
+
+
+def test_storage_killed_during_a_pipeline_loses_no_acknowledged_set(tmp_path: Path) -> None:
+    """Every SET that got OK is on disk; the others got ERROR, never OK without data."""
+    running = start_server(
+        tmp_path, '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 2.0\n'
+    )
+    count = 10_000
+    replies: list[bytes] = []
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=30) as sock:
+            data = b"".join(b"%d SET kill.%d %s\n" % (i, i, WHEN) for i in range(count))
+            threading.Thread(target=sock.sendall, args=(data,), daemon=True).start()
+            received = b""
+            killed = False
+            while received.count(b"\n") < count:
+                chunk = sock.recv(65536)
+                assert chunk, "the frontend closed the connection"
+                received += chunk
+                if not killed and received.count(b"\n") > 1000:
+                    os.kill(running.server.child_pid("storage"), signal.SIGKILL)
+                    killed = True
+            replies = received.splitlines()
+        running.server.wait_event("service.ready", "storage", after=1)
+        with running.client() as client:
+            assert client.call("SET", "after.storage.restart", "2030-01-01 00:00:00") == ["OK"]
+    finally:
+        running.server.stop()
+    acknowledged = [f"kill.{i}" for i, line in enumerate(replies) if line == b"%d OK" % i]
+    refused = [line for line in replies if not line.endswith(b" OK")]
+    assert len(acknowledged) + len(refused) == count
+    assert all(b' ERROR unavailable "' in line for line in refused)
+    assert len(acknowledged) >= 1000
+    assert stored_jobs(running.server.data_dir, acknowledged) == acknowledged
+
+
+def test_storage_and_frontend_run_alone_over_tcp(tmp_path: Path) -> None:
+    """The Procfile way: each process on its own, here with storage on a tcp:// endpoint."""
+    runtime_dir = str(tmp_path / "run")
+    storage = ServerProcess(
+        tmp_path, '[storage]\nendpoint = "tcp://127.0.0.1:*"\n', "storage", runtime_dir
+    ).start()
+    frontend: ServerProcess | None = None
+    try:
+        endpoint = storage.wait_event("service.ready", "storage")["endpoint"]
+        assert endpoint.startswith("tcp://127.0.0.1:")
+        frontend = ServerProcess(
+            tmp_path, f'[storage]\nendpoint = "{endpoint}"\n', "frontend", runtime_dir
+        ).start()
+        port = int(frontend.wait_event("service.ready", "frontend")["listen"].rpartition(":")[2])
+        with KcpClient("127.0.0.1", port) as client:
+            assert client.call("SET", "alone", "2030-01-01 00:00:00") == ["OK"]
+    finally:
+        if frontend is not None:
+            assert frontend.stop() == 0
+        assert storage.stop() == 0
+    assert stored_jobs(storage.data_dir, ["alone"]) == ["alone"]
+
+
+def test_storage_outage_is_answered_unavailable_and_recovers(tmp_path: Path) -> None:
+    """Fault 21: losing an internal channel brought the whole reference process down."""
+    runtime_dir = str(tmp_path / "run")
+    frontend = ServerProcess(
+        tmp_path,
+        '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 0.5\n',
+        "frontend",
+        runtime_dir,
+    ).start()
+    storage: ServerProcess | None = None
+    try:
+        port = int(frontend.wait_event("service.ready", "frontend")["listen"].rpartition(":")[2])
+        with KcpClient("127.0.0.1", port) as client:
+            reply = client.call("SET", "no.storage", "2030-01-01 00:00:00")
+            assert reply[:2] == ["ERROR", "unavailable"]
+            storage = ServerProcess(tmp_path, "", "storage", runtime_dir).start()
+            storage.wait_event("service.ready", "storage")
+            assert eventually(
+                lambda: client.call("SET", "with.storage", "2030-01-01 00:00:00") == ["OK"]
+            )
+    finally:
+        frontend.stop()
+        if storage is not None:
+            storage.stop()
