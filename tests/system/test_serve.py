@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,7 @@ def test_bad_config_exits_non_zero_naming_the_key(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def busy_port() -> int:
+def busy_port() -> Iterator[int]:
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
@@ -102,11 +103,8 @@ def test_bind_failure_is_a_clear_error(tmp_path: Path, busy_port: int) -> None:
     assert "in use" in failure["reason"]
     frontend.stop()
 
-    serve = (
-        ServerProcess(tmp_path / "serve", extra) if (tmp_path / "serve").mkdir() is None else None
-    )
-    assert serve is not None
-    serve.start()
+    (tmp_path / "serve").mkdir()
+    serve = ServerProcess(tmp_path / "serve", extra).start()
     assert serve.process is not None and serve.process.wait(20) == 1
     assert "frontend could not start" in serve.events("serve.failed")[0]["reason"]
     serve.stop()
