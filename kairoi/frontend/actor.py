@@ -20,7 +20,8 @@ from kairoi.frontend import kcp
 from kairoi.frontend.instructions import InstructionReader, ScriptPolicy
 
 _log = log.get("kairoi.frontend")
-SHUTDOWN_GRACE_SECONDS = 5.0
+SHUTDOWN_GRACE_SECONDS = 3.0
+"""Less than the supervisor's stop timeout, so owed replies go out before any SIGKILL."""
 _UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
 RETRY_SECONDS = 0.01
 """How often to try again to reach storage while requests wait for it."""
@@ -233,6 +234,9 @@ class Frontend:
         self.gateway = Gateway(client, config.controller.request_timeout)
         self.instructions = InstructionReader(ScriptPolicy(config.runners.shell.allow))
         self.connections: set[Connection] = set()
+        self.address: tuple[str, int] | None = None
+        """Where KCP is served, once it is (port 0 in the configuration picks one)."""
+        self.ready = asyncio.Event()
         self._all_closed = asyncio.Event()
 
     def forget(self, connection: Connection) -> None:
@@ -244,8 +248,9 @@ class Frontend:
         host, port = parse_listen(self.config.controller.listen)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: Connection(self), host, port, backlog=1024)
-        address = server.sockets[0].getsockname()
-        _log.info("service.ready", listen=f"{address[0]}:{address[1]}")
+        self.address = server.sockets[0].getsockname()[:2]
+        _log.info("service.ready", listen=f"{self.address[0]}:{self.address[1]}")
+        self.ready.set()
         receiver = asyncio.create_task(self.gateway.run())
         await stop.wait()
         server.close()

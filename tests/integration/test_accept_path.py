@@ -1,0 +1,119 @@
+"""The frontend actor and the storage loop in one process, over a real ipc:// socket."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import zmq
+from structlog.testing import capture_logs
+
+from kairoi import config, messages
+from kairoi.bus import ReplyServer, RequestClient
+from kairoi.frontend.actor import Frontend
+from kairoi.storage import keys
+from kairoi.storage.actor import serve_waiting
+from kairoi.storage.engine import Engine
+from kairoi.storage.kv import MemoryStore
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="kairoi-", dir="/tmp") as short:
+        yield f"ipc://{short}/storage.sock"
+
+
+@contextmanager
+def storage_loop(endpoint: str, engine: Engine) -> Iterator[None]:
+    stop, bound = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        server = ReplyServer(endpoint)
+        bound.set()
+        while not stop.is_set():
+            server.wait(20)
+            serve_waiting(server, engine, max_batch=1000)
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    bound.wait(5)
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+async def ask(endpoint: str, lines: bytes, replies: int) -> list[bytes]:
+    """Start a frontend on port 0, send ``lines`` over TCP, return ``replies`` reply lines."""
+    settings = config.parse(
+        '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 2.0\n'
+        f'[storage]\nendpoint = "{endpoint}"\n'
+    )
+    client = RequestClient(endpoint)
+    frontend, stop = Frontend(settings, client), asyncio.Event()
+    serving = asyncio.create_task(frontend.serve(stop))
+    try:
+        await asyncio.wait_for(frontend.ready.wait(), 5)
+        assert frontend.address is not None
+        reader, writer = await asyncio.open_connection(*frontend.address)
+        writer.write(lines)
+        got = [await asyncio.wait_for(reader.readline(), 5) for _ in range(replies)]
+        writer.close()
+        return got
+    finally:
+        stop.set()
+        await serving
+        client.close()
+
+
+def test_sets_are_applied_and_acknowledged(endpoint: str) -> None:
+    kv = MemoryStore()
+    with storage_loop(endpoint, Engine(kv, fsync=True)):
+        replies = asyncio.run(
+            ask(endpoint, b'1 SET a "2030-01-01 00:00:00"\n2 SET b "2030-01-01 00:00:00"\n', 2)
+        )
+    assert replies == [b"1 OK\n", b"2 OK\n"]
+    assert kv.get(keys.job("a")) is not None and kv.get(keys.job("b")) is not None
+
+
+def test_a_failed_write_is_answered_internal_and_nothing_is_kept(endpoint: str) -> None:
+    kv = MemoryStore()
+    engine = Engine(kv, fsync=True)
+    kept = dict(kv.data)
+    kv.fail_writes = True
+    with storage_loop(endpoint, engine), capture_logs() as logs:
+        replies = asyncio.run(ask(endpoint, b'1 SET a "2030-01-01 00:00:00"\n2 BAD\n', 2))
+    assert replies == [
+        b'1 ERROR internal "not saved: write refused (fail_writes is set)"\n',
+        b"2 ERROR invalid \"unknown instruction 'BAD'\"\n",
+    ]
+    assert kv.data == kept
+    assert [log["event"] for log in logs if log["log_level"] == "error"] == ["storage.write_failed"]
+
+
+def test_garbage_on_the_bus_is_logged_and_dropped(endpoint: str) -> None:
+    kv = MemoryStore()
+    context = zmq.Context()
+    rogue = context.socket(zmq.DEALER)
+    rogue.connect(endpoint)
+    try:
+        with storage_loop(endpoint, Engine(kv, fsync=True)), capture_logs() as logs:
+            rogue.send_multipart([b"hello"])
+            rogue.send_multipart([messages.PROTOCOL_VERSION, b"\x91\x93\x01\x01\xa1a"])
+            rogue.send_multipart(messages.encode([(7, messages.SetJob(job_id="ok", due_us=1))]))
+            assert rogue.poll(5000), "the valid batch after the garbage is answered"
+            assert messages.decode(rogue.recv_multipart()) == [(7, messages.Ok())]
+            replies = asyncio.run(ask(endpoint, b'1 SET a "2030-01-01 00:00:00"\n', 1))
+    finally:
+        rogue.close(linger=0)
+        context.term()
+    assert replies == [b"1 OK\n"]
+    dropped = [log for log in logs if log["event"] == "bus.message_dropped"]
+    assert len(dropped) == 2
+    assert "SetJob takes 2 fields" in dropped[1]["reason"]
