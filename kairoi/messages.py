@@ -75,6 +75,9 @@ TAGS: Final[dict[int, type[Message]]] = {
 _TAG_OF: Final = {cls: tag for tag, cls in TAGS.items()}
 
 
+_PACKER = msgpack.Packer(use_bin_type=True)  # reused: packb would build one per call
+
+
 def _accepted_types(hint: Any) -> tuple[type, ...]:
     if get_origin(hint) is tuple:
         return (list,)
@@ -85,6 +88,14 @@ _FIELDS: Final = {
     cls: tuple((f.name, _accepted_types(get_type_hints(cls)[f.name])) for f in fields(cls))
     for cls in TAGS.values()
 }
+
+_NAMES: Final = {cls: tuple(name for name, _ in spec) for cls, spec in _FIELDS.items()}
+_SIMPLE_TYPES: Final = {
+    cls: tuple(accepted[0] for _, accepted in spec)
+    for cls, spec in _FIELDS.items()
+    if all(len(accepted) == 1 for _, accepted in spec)
+}
+"""For messages whose every field has one type: the types of a valid message, in order."""
 
 Item = tuple[int, Message]
 
@@ -99,7 +110,7 @@ def encode(items: Sequence[Item]) -> list[bytes]:
         ]
         for correlation, message in items
     ]
-    return [PROTOCOL_VERSION, msgpack.packb(body, use_bin_type=True)]
+    return [PROTOCOL_VERSION, _PACKER.pack(body)]
 
 
 def decode(frames: Sequence[bytes]) -> list[Item]:
@@ -128,7 +139,8 @@ def _decode_item(item: Any) -> Item:
     spec = _FIELDS[cls]
     if len(values) != len(spec):
         raise MessageError(f"{cls.__name__} takes {len(spec)} fields, got {len(values)}")
-    for (name, accepted), value in zip(spec, values, strict=True):
-        if type(value) not in accepted:
-            raise MessageError(f"{cls.__name__}.{name} must be {accepted}, got {value!r:.40}")
-    return correlation, cls(**{name: value for (name, _), value in zip(spec, values, strict=True)})
+    if tuple(map(type, values)) != _SIMPLE_TYPES.get(cls):  # the fast check did not settle it
+        for (name, accepted), value in zip(spec, values, strict=True):
+            if type(value) not in accepted:
+                raise MessageError(f"{cls.__name__}.{name} must be {accepted}, got {value!r:.40}")
+    return correlation, cls(**dict(zip(_NAMES[cls], values, strict=True)))

@@ -61,17 +61,20 @@ class Gateway:
             self._pending[correlation] = (connection, slot)
             items.append((correlation, request))
         self._last_correlation = last = first + len(batch) - 1
-        asyncio.get_running_loop().call_later(self._timeout, self._expire, first, last)
-        self._outbox.append(items)
-        if self._retry is None:
-            self._send_outbox()
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._timeout, self._expire, first, last)
+        if self._outbox or not self._client.try_send(items):
+            self._outbox.append(items)
+            if self._retry is None:
+                self._note_reachable(False)
+                self._retry = loop.call_later(RETRY_SECONDS, self._send_outbox)
 
     def _send_outbox(self) -> None:
+        """Retry what waits for storage, oldest first; requests already expired are left out."""
         self._retry = None
         while self._outbox:
             items = [item for item in self._outbox[0] if item[0] in self._pending]
             if items and not self._client.try_send(items):
-                self._note_reachable(False)
                 self._retry = asyncio.get_running_loop().call_later(
                     RETRY_SECONDS, self._send_outbox
                 )

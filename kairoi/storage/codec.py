@@ -13,9 +13,11 @@ import msgpack
 from kairoi.domain import AmqpRunner, Job, JobStatus, Rule, ShellRunner
 from kairoi.errors import StoreError
 
+_PACKER = msgpack.Packer()  # reused: packb would build one per call
+
 
 def encode_job(job: Job) -> bytes:
-    data: bytes = msgpack.packb({"s": int(job.status), "d": job.due_us, "n": job.run})
+    data: bytes = _PACKER.pack({"s": int(job.status), "d": job.due_us, "n": job.run})
     return data
 
 
@@ -31,7 +33,7 @@ def encode_rule(rule: Rule) -> bytes:
             arguments = ["shell", script]
         case AmqpRunner(dsn=dsn, exchange=exchange, routing_key=routing_key):
             arguments = ["amqp", dsn, exchange, routing_key]
-    data: bytes = msgpack.packb({"p": rule.pattern, "r": arguments})
+    data: bytes = _PACKER.pack({"p": rule.pattern, "r": arguments})
     return data
 
 

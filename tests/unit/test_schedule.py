@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -79,3 +80,28 @@ def test_years_outside_the_representable_range_are_refused(text: str) -> None:
 def test_format_instant() -> None:
     assert format_instant(micros(2030, 1, 1)) == "2030-01-01T00:00:00+00:00"
     assert format_instant(micros(2030, 1, 1) + 5) == "2030-01-01T00:00:00.000005+00:00"
+
+
+def test_arithmetic_agrees_with_datetime_across_the_range() -> None:
+    rng = random.Random(7)
+    for _ in range(5000):
+        fields = (
+            rng.randint(1, 9999),
+            rng.randint(1, 12),
+            rng.randint(1, 28),
+            rng.randint(0, 23),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+        )
+        text = "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*fields)
+        assert parse_reference_time(text) == micros(*fields)
+    for year in (1, 1600, 1900, 2000, 2024, 2100, 9999):
+        for month, day in ((2, 28), (2, 29), (12, 31)):
+            text = f"{year:04d}-{month:02d}-{day:02d} 00:00:00"
+            try:
+                expected = micros(year, month, day)
+            except ValueError:
+                with pytest.raises(InvalidRequest):
+                    parse_reference_time(text)
+            else:
+                assert parse_reference_time(text) == expected
