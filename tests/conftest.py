@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kairoi.client.kcp import KcpClient
-from kairoi.client.server import ServerProcess
+from kairoi.client.server import ServerProcess, Settings
 
 EXAMPLE_SCRIPT = '#!/bin/sh\necho "job $1"\n'
 
@@ -21,10 +21,10 @@ class Running:
         return KcpClient("127.0.0.1", self.port)
 
 
-def start_server(workdir: Path, extra_config: str = "") -> Running:
+def start_server(workdir: Path, settings: Settings | None = None) -> Running:
     (workdir / "scripts").mkdir(exist_ok=True)
     (workdir / "scripts" / "example.sh").write_text(EXAMPLE_SCRIPT)
-    server = ServerProcess(workdir, extra_config).start()
+    server = ServerProcess(workdir, settings).start()
     try:
         return Running(server, server.wait_ready())
     except BaseException:
@@ -37,7 +37,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]
     """One `kairoi serve` for a whole module of protocol tests (small line limit)."""
     running = start_server(
         tmp_path_factory.mktemp("serve"),
-        '[controller]\nlisten = "127.0.0.1:0"\nmax_line_bytes = 4096\nmax_pending = 1000\n',
+        {"controller": {"max_line_bytes": 4096, "max_pending": 1000}},
     )
     yield running
     running.server.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,30 +17,33 @@ import time
 from pathlib import Path
 from typing import Any
 
+Settings = dict[str, dict[str, Any]]
+
 
 class ServerProcess:
     def __init__(
         self,
         workdir: Path,
-        extra_config: str = "",
+        settings: Settings | None = None,
         command: str = "serve",
         runtime_dir: str | None = None,
     ) -> None:
+        """``settings``: configuration tables over the launcher's own (JSON logs at debug,
+        data under ``workdir``, a short runtime directory, KCP on port 0)."""
         self.workdir = workdir
         self.runtime_dir = runtime_dir or tempfile.mkdtemp(prefix="kairoi-", dir="/tmp")
         self.data_dir = workdir / "data"
         self.log_path = workdir / f"{command}.log"
         self.config_path = workdir / f"{command}.toml"
-        self.config_path.write_text(
-            '[log]\nlevel = "debug"\nformat = "json"\n'
-            f'[database]\npath = "{self.data_dir}"\n'
-            f'[runtime]\ndir = "{self.runtime_dir}"\n'
-            + (
-                extra_config
-                if "[controller]" in extra_config
-                else '[controller]\nlisten = "127.0.0.1:0"\n' + extra_config
-            )
-        )
+        tables: Settings = {
+            "log": {"level": "debug", "format": "json"},
+            "controller": {"listen": "127.0.0.1:0"},
+            "database": {"path": str(self.data_dir)},
+            "runtime": {"dir": self.runtime_dir},
+        }
+        for table, values in (settings or {}).items():
+            tables[table] = {**tables.get(table, {}), **values}
+        self.config_path.write_text(to_toml(tables))
         self.command = command
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -113,13 +115,11 @@ class ServerProcess:
         return code
 
 
-def pids_with_title(prefix: str) -> list[int]:
-    """Processes whose command line starts with ``prefix`` (as set by setproctitle)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-                if cmdline.startswith(prefix.encode()):
-                    found.append(int(entry))
-    return found
+def to_toml(tables: Settings) -> str:
+    """Tables of strings, numbers, booleans and lists as TOML (a JSON string is a valid TOML
+    basic string)."""
+    lines = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"

@@ -95,7 +95,7 @@ def busy_port() -> Iterator[int]:
 
 def test_bind_failure_is_a_clear_error(tmp_path: Path, busy_port: int) -> None:
     """Fault 19: the reference panicked in cascade and exited 101."""
-    extra = f'[controller]\nlisten = "127.0.0.1:{busy_port}"\n'
+    extra = {"controller": {"listen": f"127.0.0.1:{busy_port}"}}
     frontend = ServerProcess(tmp_path, extra, command="frontend").start()
     assert frontend.process is not None and frontend.process.wait(20) == 1
     (failure,) = frontend.events("service.failed")
@@ -157,9 +157,7 @@ def test_killed_frontend_is_restarted(server: Running) -> None:
 
 def test_storage_killed_during_a_pipeline_loses_no_acknowledged_set(tmp_path: Path) -> None:
     """Every SET that got OK is on disk; the others got ERROR, never OK without data."""
-    running = start_server(
-        tmp_path, '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 2.0\n'
-    )
+    running = start_server(tmp_path, {"controller": {"request_timeout": 2.0}})
     count = 10_000
     replies: list[bytes] = []
     try:
@@ -193,14 +191,14 @@ def test_storage_and_frontend_run_alone_over_tcp(tmp_path: Path) -> None:
     """The Procfile way: each process on its own, here with storage on a tcp:// endpoint."""
     runtime_dir = str(tmp_path / "run")
     storage = ServerProcess(
-        tmp_path, '[storage]\nendpoint = "tcp://127.0.0.1:*"\n', "storage", runtime_dir
+        tmp_path, {"storage": {"endpoint": "tcp://127.0.0.1:*"}}, "storage", runtime_dir
     ).start()
     frontend: ServerProcess | None = None
     try:
         endpoint = storage.wait_event("service.ready", "storage")["endpoint"]
         assert endpoint.startswith("tcp://127.0.0.1:")
         frontend = ServerProcess(
-            tmp_path, f'[storage]\nendpoint = "{endpoint}"\n', "frontend", runtime_dir
+            tmp_path, {"storage": {"endpoint": endpoint}}, "frontend", runtime_dir
         ).start()
         port = int(frontend.wait_event("service.ready", "frontend")["listen"].rpartition(":")[2])
         with KcpClient("127.0.0.1", port) as client:
@@ -216,10 +214,7 @@ def test_storage_outage_is_answered_unavailable_and_recovers(tmp_path: Path) -> 
     """Fault 21: losing an internal channel brought the whole reference process down."""
     runtime_dir = str(tmp_path / "run")
     frontend = ServerProcess(
-        tmp_path,
-        '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 0.5\n',
-        "frontend",
-        runtime_dir,
+        tmp_path, {"controller": {"request_timeout": 0.5}}, "frontend", runtime_dir
     ).start()
     storage: ServerProcess | None = None
     try:
@@ -227,7 +222,7 @@ def test_storage_outage_is_answered_unavailable_and_recovers(tmp_path: Path) -> 
         with KcpClient("127.0.0.1", port) as client:
             reply = client.call("SET", "no.storage", "2030-01-01 00:00:00")
             assert reply[:2] == ["ERROR", "unavailable"]
-            storage = ServerProcess(tmp_path, "", "storage", runtime_dir).start()
+            storage = ServerProcess(tmp_path, None, "storage", runtime_dir).start()
             storage.wait_event("service.ready", "storage")
             assert eventually(
                 lambda: client.call("SET", "with.storage", "2030-01-01 00:00:00") == ["OK"]
