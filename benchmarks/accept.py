@@ -19,9 +19,13 @@ from kairoi.client.server import ServerProcess
 
 
 def pipelined_sets(port: int, count: int, prefix: str = "bench") -> float:
-    """Send ``count`` SETs back to back while reading the replies; SETs per second."""
+    """Send ``count`` SETs back to back while reading the replies; SETs per second.
+
+    The jobs are due at distinct seconds spread over one hour, as in a real schedule.
+    """
     requests = b"".join(
-        b'%d SET %s.%d "2030-01-01 00:00:00"\n' % (i, prefix.encode(), i) for i in range(count)
+        b'%d SET %s.%d "2030-01-01 00:%02d:%02d"\n' % (i, prefix.encode(), i, i // 60 % 60, i % 60)
+        for i in range(count)
     )
     with socket.create_connection(("127.0.0.1", port)) as sock:
         started = time.perf_counter()

@@ -96,6 +96,8 @@ _SIMPLE_TYPES: Final = {
     if all(len(accepted) == 1 for _, accepted in spec)
 }
 """For messages whose every field has one type: the types of a valid message, in order."""
+_FIELDLESS: Final = {cls: cls() for cls, spec in _FIELDS.items() if not spec}  # type: ignore[call-arg]
+"""Messages without fields are all alike: decoding shares one instance of each."""
 
 Item = tuple[int, Message]
 
@@ -143,4 +145,6 @@ def _decode_item(item: Any) -> Item:
         for (name, accepted), value in zip(spec, values, strict=True):
             if type(value) not in accepted:
                 raise MessageError(f"{cls.__name__}.{name} must be {accepted}, got {value!r:.40}")
+    if not values:
+        return correlation, _FIELDLESS[cls]
     return correlation, cls(**dict(zip(_NAMES[cls], values, strict=True)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
+@functools.lru_cache(maxsize=4096)  # jobs are often set for the same second
 def parse_reference_time(text: str) -> int:
     """Parse the reference form ``Y-m-d H:i:s`` (UTC) into microseconds since the epoch.
 
