@@ -27,6 +27,10 @@ class Job:
     status: JobStatus
     run: int = 0
     """The number of the latest run; 0 until the job first fires."""
+    lease_until_us: int = 0
+    """While Triggered: when the run is presumed lost unless its runner renews the lease."""
+    owner: str = ""
+    """While Triggered: who holds the run (``dispatcher:<id>`` or ``runner:<name>:<id>``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,6 +58,26 @@ class Rule:
     pattern: str
     """A byte-exact, case-sensitive prefix of the job ids this rule runs."""
     runner: Runner
+
+
+def runner_arguments(runner: Runner) -> tuple[str, tuple[str, ...]]:
+    """A runner as its name and its arguments, as KCP and the bus carry it."""
+    match runner:
+        case ShellRunner(script=script):
+            return "shell", (script,)
+        case AmqpRunner(dsn=dsn, exchange=exchange, routing_key=routing_key):
+            return "amqp", (dsn, exchange, routing_key)
+
+
+def runner_from(name: str, arguments: tuple[str, ...] | list[str]) -> Runner | None:
+    """The inverse of ``runner_arguments``; None when they do not name a runner."""
+    match name, list(arguments):
+        case "shell", [script]:
+            return ShellRunner(script=script)
+        case "amqp", [dsn, exchange, routing_key]:
+            return AmqpRunner(dsn=dsn, exchange=exchange, routing_key=routing_key)
+        case _:
+            return None
 
 
 def rule_precedence(rule: Rule) -> tuple[int, bytes]:

@@ -8,9 +8,10 @@ Decoding is strict: an unknown version or tag, a wrong field count or a wrong fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Any, Final, get_args, get_origin, get_type_hints
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Final, Union, get_args, get_origin, get_type_hints
 
 import msgpack
 
@@ -60,59 +61,191 @@ class Failed:
     reason: str
 
 
-Request = SetJob | SetShellRule | SetAmqpRule
-Reply = Ok | Failed
-Message = Request | Reply
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimDue:
+    """dispatcher → storage: pair and mark Triggered up to ``limit`` runs due by now + lookahead."""
+
+    dispatcher: str
+    """The dispatcher's instance id; a new one means the previous dispatcher's runs are lost."""
+    lookahead_us: int
+    limit: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Execute:
+    """storage → dispatcher (in Claimed), dispatcher → runner: run this job at ``due_us``."""
+
+    job_id: str
+    run: int
+    due_us: int
+    rule_id: str
+    runner: str
+    arguments: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claimed:
+    """storage → dispatcher: the runs claimed, and when the next one falls due (None: never)."""
+
+    runs: tuple[Execute, ...]
+    next_due_us: int | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Wakeup:
+    """storage → dispatcher: a job is now due at ``due_us``, earlier than last announced."""
+
+    due_us: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunnerHello:
+    """runner → dispatcher, every heartbeat: who it is and how many more runs it can take."""
+
+    name: str
+    instance: str
+    capacity: int
+    free: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SlotsFreed:
+    """runner → dispatcher: ``count`` runs finished; send that many more."""
+
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunnerStarted:
+    """runner → storage: runs held by earlier instances of this runner name are lost."""
+
+    name: str
+    instance: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RenewLeases:
+    """runner → storage: these runs are still running; extend their leases."""
+
+    owner: str
+    job_ids: tuple[str, ...]
+    runs: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordOutcome:
+    """runner → storage: how a run ended. Idempotent: only the job's current run counts."""
+
+    job_id: str
+    run: int
+    succeeded: bool
+    exit_code: int | None
+    reason: str
+    started_us: int
+    finished_us: int
+
+
+Request = (
+    SetJob | SetShellRule | SetAmqpRule | ClaimDue | RunnerStarted | RenewLeases | RecordOutcome
+)
+Reply = Ok | Failed | Claimed
+Notice = Wakeup | RunnerHello | SlotsFreed | Execute
+"""One-way messages: no reply is expected."""
+Message = Request | Reply | Notice
 
 # Tags are part of the wire format: never reuse or renumber one.
 TAGS: Final[dict[int, type[Message]]] = {
     1: SetJob,
     2: SetShellRule,
     3: SetAmqpRule,
+    10: ClaimDue,
+    11: RunnerStarted,
+    12: RenewLeases,
+    13: RecordOutcome,
+    50: Execute,
+    51: Wakeup,
+    52: RunnerHello,
+    53: SlotsFreed,
     100: Ok,
     101: Failed,
+    102: Claimed,
 }
 _TAG_OF: Final = {cls: tag for tag, cls in TAGS.items()}
-
-
 _PACKER = msgpack.Packer(use_bin_type=True)  # reused: packb would build one per call
 
+Item = tuple[int, Message]
+Convert = Callable[[Any, str], Any]
+"""Turns a decoded value into a field's value (e.g. a list into a tuple), or raises."""
 
-def _accepted_types(hint: Any) -> tuple[type, ...]:
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    accepted: tuple[type, ...]
+    convert: Convert | None  # None: the value is the field, once its type is accepted
+    record: bool  # holds messages, encoded as arrays of their fields
+
+
+def _field(name: str, hint: Any) -> _Field:
     if get_origin(hint) is tuple:
-        return (list,)
-    return tuple(arg for arg in get_args(hint)) or (hint,)
+        element = get_args(hint)[0]
+        if is_dataclass(element):
+            return _Field(name, (list,), _records_of(element), record=True)  # type: ignore[arg-type]
+        return _Field(name, (list,), _elements_of(element), record=False)
+    if get_origin(hint) in (Union, types.UnionType):
+        return _Field(name, get_args(hint), None, record=False)
+    return _Field(name, (hint,), None, record=False)
+
+
+def _elements_of(element: type) -> Convert:
+    def convert(values: list[Any], where: str) -> tuple[Any, ...]:
+        if any(type(value) is not element for value in values):
+            raise MessageError(f"{where} must hold only {element.__name__} values")
+        return tuple(values)
+
+    return convert
+
+
+def _records_of(cls: type[Message]) -> Convert:
+    def convert(values: list[Any], where: str) -> tuple[Any, ...]:
+        if any(not isinstance(value, list) for value in values):
+            raise MessageError(f"{where} must hold {cls.__name__} arrays")
+        return tuple(_build(cls, value) for value in values)
+
+    return convert
 
 
 _FIELDS: Final = {
-    cls: tuple((f.name, _accepted_types(get_type_hints(cls)[f.name])) for f in fields(cls))
+    cls: tuple(_field(f.name, get_type_hints(cls)[f.name]) for f in fields(cls))
     for cls in TAGS.values()
 }
-
-_NAMES: Final = {cls: tuple(name for name, _ in spec) for cls, spec in _FIELDS.items()}
+_NAMES: Final = {cls: tuple(f.name for f in spec) for cls, spec in _FIELDS.items()}
 _SIMPLE_TYPES: Final = {
-    cls: tuple(accepted[0] for _, accepted in spec)
+    cls: tuple(f.accepted[0] for f in spec)
     for cls, spec in _FIELDS.items()
-    if all(len(accepted) == 1 for _, accepted in spec)
+    if all(len(f.accepted) == 1 and f.convert is None for f in spec)
 }
-"""For messages whose every field has one type: the types of a valid message, in order."""
+"""For messages of plain fields with one type each: the types of a valid message, in order."""
 _FIELDLESS: Final = {cls: cls() for cls, spec in _FIELDS.items() if not spec}  # type: ignore[call-arg]
 """Messages without fields are all alike: decoding shares one instance of each."""
-
-Item = tuple[int, Message]
 
 
 def encode(items: Sequence[Item]) -> list[bytes]:
     """The frames of a batch of (correlation, message) items."""
     body = [
-        [
-            correlation,
-            _TAG_OF[type(message)],
-            *(getattr(message, name) for name, _ in _FIELDS[type(message)]),
-        ]
-        for correlation, message in items
+        [correlation, _TAG_OF[type(message)], *_values(message)] for correlation, message in items
     ]
     return [PROTOCOL_VERSION, _PACKER.pack(body)]
+
+
+def _values(message: Message) -> list[Any]:
+    spec = _FIELDS[type(message)]
+    return [
+        [_values(record) for record in getattr(message, f.name)]
+        if f.record
+        else getattr(message, f.name)
+        for f in spec
+    ]
 
 
 def decode(frames: Sequence[bytes]) -> list[Item]:
@@ -138,13 +271,22 @@ def _decode_item(item: Any) -> Item:
     cls = TAGS.get(tag) if type(tag) is int else None
     if type(correlation) is not int or cls is None:
         raise MessageError(f"bad correlation or unknown tag in {item!r:.80}")
+    return correlation, _build(cls, values)
+
+
+def _build(cls: type[Message], values: list[Any]) -> Message:
     spec = _FIELDS[cls]
     if len(values) != len(spec):
         raise MessageError(f"{cls.__name__} takes {len(spec)} fields, got {len(values)}")
-    if tuple(map(type, values)) != _SIMPLE_TYPES.get(cls):  # the fast check did not settle it
-        for (name, accepted), value in zip(spec, values, strict=True):
-            if type(value) not in accepted:
-                raise MessageError(f"{cls.__name__}.{name} must be {accepted}, got {value!r:.40}")
     if not values:
-        return correlation, _FIELDLESS[cls]
-    return correlation, cls(**dict(zip(_NAMES[cls], values, strict=True)))
+        return _FIELDLESS[cls]
+    if tuple(map(type, values)) != _SIMPLE_TYPES.get(cls):  # the fast check did not settle it
+        values = [_check(cls, f, value) for f, value in zip(spec, values, strict=True)]
+    return cls(**dict(zip(_NAMES[cls], values, strict=True)))
+
+
+def _check(cls: type[Message], field: _Field, value: Any) -> Any:
+    where = f"{cls.__name__}.{field.name}"
+    if type(value) not in field.accepted:
+        raise MessageError(f"{where} must be {field.accepted}, got {value!r:.40}")
+    return value if field.convert is None else field.convert(value, where)

@@ -10,42 +10,44 @@ from typing import Any
 
 import msgpack
 
-from kairoi.domain import AmqpRunner, Job, JobStatus, Rule, ShellRunner
+from kairoi.domain import Job, JobStatus, Rule, runner_arguments, runner_from
 from kairoi.errors import StoreError
 
 _PACKER = msgpack.Packer()  # reused: packb would build one per call
 
 
 def encode_job(job: Job) -> bytes:
-    data: bytes = _PACKER.pack({"s": int(job.status), "d": job.due_us, "n": job.run})
+    record: dict[str, Any] = {"s": int(job.status), "d": job.due_us, "n": job.run}
+    if job.status is JobStatus.TRIGGERED:
+        record["l"], record["o"] = job.lease_until_us, job.owner
+    data: bytes = _PACKER.pack(record)
     return data
 
 
 def decode_job(job_id: str, data: bytes) -> Job:
     record = _unpack(data, f"job {job_id!r}")
-    return Job(id=job_id, due_us=record["d"], status=JobStatus(record["s"]), run=record.get("n", 0))
+    return Job(
+        id=job_id,
+        due_us=record["d"],
+        status=JobStatus(record["s"]),
+        run=record.get("n", 0),
+        lease_until_us=record.get("l", 0),
+        owner=record.get("o", ""),
+    )
 
 
 def encode_rule(rule: Rule) -> bytes:
-    runner = rule.runner
-    match runner:
-        case ShellRunner(script=script):
-            arguments = ["shell", script]
-        case AmqpRunner(dsn=dsn, exchange=exchange, routing_key=routing_key):
-            arguments = ["amqp", dsn, exchange, routing_key]
-    data: bytes = _PACKER.pack({"p": rule.pattern, "r": arguments})
+    name, arguments = runner_arguments(rule.runner)
+    data: bytes = _PACKER.pack({"p": rule.pattern, "r": [name, *arguments]})
     return data
 
 
 def decode_rule(rule_id: str, data: bytes) -> Rule:
     record = _unpack(data, f"rule {rule_id!r}")
-    match record["r"]:
-        case ["shell", script]:
-            runner: ShellRunner | AmqpRunner = ShellRunner(script=script)
-        case ["amqp", dsn, exchange, routing_key]:
-            runner = AmqpRunner(dsn=dsn, exchange=exchange, routing_key=routing_key)
-        case other:
-            raise StoreError(f"rule {rule_id!r}: unknown runner {other!r}")
+    name, *arguments = record["r"]
+    runner = runner_from(name, arguments)
+    if runner is None:
+        raise StoreError(f"rule {rule_id!r}: unknown runner {record['r']!r}")
     return Rule(id=rule_id, pattern=record["p"], runner=runner)
 
 

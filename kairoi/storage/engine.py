@@ -9,20 +9,35 @@ from __future__ import annotations
 from typing import Final, assert_never
 
 from kairoi import messages
+from kairoi.clock import Clock, SystemClock
 from kairoi.domain import AmqpRunner, Job, JobStatus, Rule, ShellRunner, match_rule
 from kairoi.errors import Conflict, InvalidRequest, KairoiError, StoreError
 from kairoi.storage import codec, keys
+from kairoi.storage.claims import Runs
+from kairoi.storage.jobs import JobTable
 from kairoi.storage.kv import KeyValueStore
+from kairoi.storage.writes import PendingWrites
 
 OK: Final = messages.Ok()
+DEFAULT_LEASE_US = 10_000_000
 
 
 class Engine:
-    def __init__(self, kv: KeyValueStore, fsync: bool) -> None:
+    def __init__(
+        self,
+        kv: KeyValueStore,
+        fsync: bool,
+        clock: Clock | None = None,
+        lease_us: int = DEFAULT_LEASE_US,
+    ) -> None:
         self._kv = kv
         self._fsync = fsync
-        self._batch: dict[bytes, bytes | None] = {}
+        self._writes = PendingWrites(kv)
+        self._jobs = JobTable(self._writes)
         self._rule_changes: dict[str, Rule] = {}
+        self._announced: int | None = None  # the next due time the dispatcher was told
+        self._earliest: int | None = None  # the earliest due time made in this batch
+        self.runs = Runs(self._jobs, self.rule_for, clock or SystemClock(), lease_us, self._due_at)
         self._check_schema()
         self.rules = {
             key[len(keys.RULE) :].decode(): codec.decode_rule(key[len(keys.RULE) :].decode(), value)
@@ -32,55 +47,82 @@ class Engine:
     def apply(self, request: messages.Message) -> messages.Reply:
         """Apply ``request`` to the pending batch; its reply holds until ``commit``."""
         try:
-            match request:
-                case messages.SetJob(job_id=job_id, due_us=due_us):
-                    self._set_job(job_id, due_us)
-                case messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=script):
-                    self._set_rule(
-                        Rule(id=rule_id, pattern=pattern, runner=ShellRunner(script=script))
-                    )
-                case messages.SetAmqpRule():
-                    runner = AmqpRunner(
-                        dsn=request.dsn, exchange=request.exchange, routing_key=request.routing_key
-                    )
-                    self._set_rule(Rule(id=request.rule_id, pattern=request.pattern, runner=runner))
-                case messages.Ok() | messages.Failed():
-                    raise InvalidRequest(f"storage does not take {type(request).__name__}")
-                case _:
-                    assert_never(request)
+            return self._route(request)
         except KairoiError as exc:
             return messages.Failed(code=exc.code, reason=exc.reason)
+
+    def _route(self, request: messages.Message) -> messages.Reply:
+        match request:
+            case messages.SetJob(job_id=job_id, due_us=due_us):
+                self._set_job(job_id, due_us)
+            case messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=script):
+                self._set_rule(Rule(id=rule_id, pattern=pattern, runner=ShellRunner(script=script)))
+            case messages.SetAmqpRule():
+                runner = AmqpRunner(
+                    dsn=request.dsn, exchange=request.exchange, routing_key=request.routing_key
+                )
+                self._set_rule(Rule(id=request.rule_id, pattern=request.pattern, runner=runner))
+            case messages.ClaimDue():
+                claimed = self.runs.claim(request)
+                self._announced = claimed.next_due_us
+                return claimed
+            case messages.RunnerStarted(name=name, instance=instance):
+                self.runs.runner_started(name, instance)
+            case messages.RenewLeases():
+                self.runs.renew(request)
+            case messages.RecordOutcome():
+                self.runs.record(request)
+            case (
+                messages.Ok()
+                | messages.Failed()
+                | messages.Claimed()
+                | messages.Execute()
+                | messages.Wakeup()
+                | messages.RunnerHello()
+                | messages.SlotsFreed()
+            ):
+                raise InvalidRequest(f"storage does not take {type(request).__name__}")
+            case _:
+                assert_never(request)
         return OK
 
     def commit(self) -> None:
         """Write the pending batch durably; on StoreError nothing of it is kept."""
-        batch, rule_changes = self._batch, self._rule_changes
-        self._batch, self._rule_changes = {}, {}
+        batch, rule_changes = self._writes.take(), self._rule_changes
+        self._rule_changes = {}
         if batch:
             self._kv.write(batch, sync=self._fsync)
         self.rules.update(rule_changes)
 
+    def take_wakeup(self) -> int | None:
+        """After a commit: a due time earlier than the dispatcher knows of, to tell it."""
+        earliest, self._earliest = self._earliest, None
+        if earliest is None or (self._announced is not None and earliest >= self._announced):
+            return None
+        self._announced = earliest
+        return earliest
+
     def job(self, job_id: str) -> Job | None:
-        key = keys.job(job_id)
-        data = self._batch[key] if key in self._batch else self._kv.get(key)
-        return None if data is None else codec.decode_job(job_id, data)
+        return self._jobs.get(job_id)
 
     def rule_for(self, job_id: str) -> Rule | None:
-        return match_rule(self.rules.values(), job_id)
+        rules = {**self.rules, **self._rule_changes}
+        return match_rule(rules.values(), job_id)
+
+    def _due_at(self, due_us: int) -> None:
+        if self._earliest is None or due_us < self._earliest:
+            self._earliest = due_us
 
     def _set_job(self, job_id: str, due_us: int) -> None:
-        current = self.job(job_id)
+        current = self._jobs.get(job_id)
         if current is not None and current.status is JobStatus.TRIGGERED:
             raise Conflict(f"job {job_id!r} is running (Triggered); set it again once its run ends")
-        if current is not None and current.status is JobStatus.PLANNED:
-            self._batch[keys.due(current.due_us, job_id)] = None
         run = current.run if current is not None else 0
-        job = Job(id=job_id, due_us=due_us, status=JobStatus.PLANNED, run=run)
-        self._batch[keys.job(job_id)] = codec.encode_job(job)
-        self._batch[keys.due(due_us, job_id)] = b""
+        self._jobs.save(Job(id=job_id, due_us=due_us, status=JobStatus.PLANNED, run=run), current)
+        self._due_at(due_us)
 
     def _set_rule(self, rule: Rule) -> None:
-        self._batch[keys.rule(rule.id)] = codec.encode_rule(rule)
+        self._writes.put(keys.rule(rule.id), codec.encode_rule(rule))
         self._rule_changes[rule.id] = rule
 
     def _check_schema(self) -> None:

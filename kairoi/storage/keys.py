@@ -2,11 +2,12 @@
 
     j<job id>                    → job record (codec.encode_job)
     d<due:8><job id>             → b""  due index: every Planned job, by due time
+    t<lease:8><job id>           → b""  lease index: every Triggered job, by lease expiry
     r<rule id>                   → rule record (codec.encode_rule)
     m<name>                      → metadata (schema version)
 
-``<due:8>`` is the due instant in microseconds plus 2**63, big-endian, so byte order is time
-order for every instant before and after the epoch. Ids are UTF-8 bytes.
+``<due:8>`` and ``<lease:8>`` are instants in microseconds plus 2**63, big-endian, so byte
+order is time order for every instant before and after the epoch. Ids are UTF-8 bytes.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import struct
 
 JOB = b"j"
 DUE = b"d"
+LEASE = b"t"
 RULE = b"r"
 META = b"m"
 SCHEMA_VERSION = META + b"schema"
 SCHEMA = b"1"
 
-_DUE_TIME = struct.Struct(">Q")
+_TIME = struct.Struct(">Q")
 _OFFSET = 1 << 63
 
 
@@ -33,13 +35,22 @@ def rule(rule_id: str) -> bytes:
 
 
 def due(due_us: int, job_id: str) -> bytes:
-    return DUE + _DUE_TIME.pack(due_us + _OFFSET) + job_id.encode()
+    return DUE + _TIME.pack(due_us + _OFFSET) + job_id.encode()
 
 
-def parse_due(key: bytes) -> tuple[int, str]:
-    """(due_us, job_id) of a due-index key."""
-    (stamp,) = _DUE_TIME.unpack_from(key, 1)
-    return stamp - _OFFSET, key[1 + _DUE_TIME.size :].decode()
+def lease(lease_until_us: int, job_id: str) -> bytes:
+    return LEASE + _TIME.pack(lease_until_us + _OFFSET) + job_id.encode()
+
+
+def time_bound(index: bytes, instant_us: int) -> bytes:
+    """The first key of ``index`` (DUE or LEASE) at ``instant_us`` or later."""
+    return index + _TIME.pack(instant_us + _OFFSET)
+
+
+def parse_timed(key: bytes) -> tuple[int, str]:
+    """(instant_us, job_id) of a due-index or lease-index key."""
+    (stamp,) = _TIME.unpack_from(key, 1)
+    return stamp - _OFFSET, key[1 + _TIME.size :].decode()
 
 
 def prefix_end(prefix: bytes) -> bytes:

@@ -31,7 +31,7 @@ def set_job(job_id: str, due_us: int) -> messages.SetJob:
 
 
 def due_index(kv: KeyValueStore) -> list[tuple[int, str]]:
-    return [keys.parse_due(key) for key, _ in kv.scan(keys.DUE, keys.prefix_end(keys.DUE))]
+    return [keys.parse_timed(key) for key, _ in kv.scan(keys.DUE, keys.prefix_end(keys.DUE))]
 
 
 def test_set_creates_a_planned_job_and_its_due_entry(kv: KeyValueStore) -> None:

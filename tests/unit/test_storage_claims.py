@@ -1,0 +1,218 @@
+"""Claiming due runs, leases and outcomes, on every KeyValueStore, with a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kairoi import messages
+from kairoi.clock import FakeClock
+from kairoi.domain import JobStatus
+from kairoi.storage.engine import Engine
+from kairoi.storage.kv import KeyValueStore, MemoryStore
+from kairoi.storage.rocks import RocksStore
+
+LEASE = 10_000_000
+NOW = 1_000_000_000
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyValueStore]:
+    store: KeyValueStore = (
+        MemoryStore() if request.param == "memory" else RocksStore(str(tmp_path / "db"))
+    )
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def engine(kv: KeyValueStore, clock: FakeClock) -> Engine:
+    engine = Engine(kv, fsync=False, clock=clock, lease_us=LEASE)
+    engine.apply(messages.SetShellRule(rule_id="r", pattern="app.", script="s.sh"))
+    engine.commit()
+    return engine
+
+
+def do(engine: Engine, request: messages.Message) -> messages.Reply:
+    reply = engine.apply(request)
+    engine.commit()
+    return reply
+
+
+def set_job(engine: Engine, job_id: str, due_us: int) -> None:
+    assert do(engine, messages.SetJob(job_id=job_id, due_us=due_us)) == messages.Ok()
+
+
+def claim(
+    engine: Engine, dispatcher: str = "d1", lookahead: int = 0, limit: int = 100
+) -> messages.Claimed:
+    reply = do(
+        engine, messages.ClaimDue(dispatcher=dispatcher, lookahead_us=lookahead, limit=limit)
+    )
+    assert isinstance(reply, messages.Claimed)
+    return reply
+
+
+def outcome(job_id: str, run: int, succeeded: bool = True) -> messages.RecordOutcome:
+    return messages.RecordOutcome(
+        job_id=job_id,
+        run=run,
+        succeeded=succeeded,
+        exit_code=0,
+        reason="",
+        started_us=1,
+        finished_us=2,
+    )
+
+
+def test_due_jobs_are_claimed_in_due_order_and_triggered(engine: Engine) -> None:
+    set_job(engine, "app.b", NOW - 5)
+    set_job(engine, "app.a", NOW - 10)
+    set_job(engine, "app.later", NOW + 1)
+    claimed = claim(engine)
+    assert [(run.job_id, run.run, run.due_us) for run in claimed.runs] == [
+        ("app.a", 1, NOW - 10),
+        ("app.b", 1, NOW - 5),
+    ]
+    assert claimed.runs[0].runner == "shell" and claimed.runs[0].arguments == ("s.sh",)
+    assert claimed.next_due_us == NOW + 1
+    job = engine.job("app.a")
+    assert job is not None and job.status is JobStatus.TRIGGERED
+    assert (job.lease_until_us, job.owner) == (NOW + LEASE, "dispatcher:d1")
+
+
+def test_due_time_is_inclusive_and_lookahead_claims_early(engine: Engine) -> None:
+    set_job(engine, "app.now", NOW)
+    set_job(engine, "app.soon", NOW + 20_000)
+    assert [run.job_id for run in claim(engine).runs] == ["app.now"]
+    assert [run.job_id for run in claim(engine, lookahead=20_000).runs] == ["app.soon"]
+
+
+def test_limit_bounds_a_claim(engine: Engine) -> None:
+    for i in range(5):
+        set_job(engine, f"app.{i}", NOW - 10 + i)
+    first = claim(engine, limit=3)
+    assert len(first.runs) == 3
+    assert first.next_due_us is not None and first.next_due_us <= NOW, "more is due at once"
+    assert len(claim(engine, limit=3).runs) == 2
+
+
+def test_a_job_without_a_rule_fails_when_due(engine: Engine) -> None:
+    set_job(engine, "other.1", NOW)
+    assert claim(engine).runs == ()
+    job = engine.job("other.1")
+    assert job is not None and job.status is JobStatus.FAILED
+
+
+def test_a_rule_set_in_the_same_batch_pairs_the_job(engine: Engine) -> None:
+    set_job(engine, "new.1", NOW)
+    engine.apply(messages.SetShellRule(rule_id="n", pattern="new.", script="n.sh"))
+    claimed = engine.apply(messages.ClaimDue(dispatcher="d1", lookahead_us=0, limit=10))
+    assert isinstance(claimed, messages.Claimed) and claimed.runs[0].rule_id == "n"
+
+
+def test_outcome_finishes_the_current_run_only_once(engine: Engine) -> None:
+    set_job(engine, "app.1", NOW)
+    (run,) = claim(engine).runs
+    assert do(engine, outcome("app.1", run.run, succeeded=False)) == messages.Ok()
+    job = engine.job("app.1")
+    assert job is not None and job.status is JobStatus.FAILED
+    set_job(engine, "app.1", NOW)
+    assert do(engine, outcome("app.1", run.run, succeeded=True)) == messages.Ok()
+    job = engine.job("app.1")
+    assert job is not None and job.status is JobStatus.PLANNED, "a stale report changes nothing"
+
+
+def test_an_expired_lease_is_claimed_again_with_a_new_run(engine: Engine, clock: FakeClock) -> None:
+    set_job(engine, "app.1", NOW)
+    (first,) = claim(engine).runs
+    clock.advance(LEASE - 1)
+    assert claim(engine).runs == ()
+    clock.advance(1)
+    (second,) = claim(engine).runs
+    assert (second.job_id, second.run) == ("app.1", first.run + 1)
+    do(engine, outcome("app.1", first.run))
+    job = engine.job("app.1")
+    assert job is not None and job.status is JobStatus.TRIGGERED, "the lost run's report is ignored"
+
+
+def test_renewal_keeps_the_run_and_takes_the_lease(engine: Engine, clock: FakeClock) -> None:
+    set_job(engine, "app.1", NOW)
+    (run,) = claim(engine).runs
+    clock.advance(LEASE - 1)
+    renew = messages.RenewLeases(owner="runner:r0:i1", job_ids=("app.1",), runs=(run.run,))
+    assert do(engine, renew) == messages.Ok()
+    clock.advance(LEASE - 1)
+    assert claim(engine).runs == ()
+    job = engine.job("app.1")
+    assert job is not None and job.owner == "runner:r0:i1"
+
+
+def test_a_restarted_runner_gives_up_its_predecessors_runs(engine: Engine) -> None:
+    set_job(engine, "app.1", NOW)
+    (run,) = claim(engine).runs
+    do(engine, messages.RenewLeases(owner="runner:r0:old", job_ids=("app.1",), runs=(run.run,)))
+    do(engine, messages.RunnerStarted(name="r1", instance="x"))
+    assert claim(engine).runs == (), "another runner's restart changes nothing"
+    do(engine, messages.RunnerStarted(name="r0", instance="new"))
+    assert engine.take_wakeup() == NOW
+    (again,) = claim(engine).runs
+    assert again.run == run.run + 1
+
+
+def test_a_new_dispatcher_takes_back_the_runs_its_predecessor_held(engine: Engine) -> None:
+    set_job(engine, "app.1", NOW)
+    set_job(engine, "app.2", NOW)
+    _, second = claim(engine, dispatcher="d1").runs
+    renew = messages.RenewLeases(owner="runner:r0:i", job_ids=("app.2",), runs=(second.run,))
+    do(engine, renew)
+    assert [run.job_id for run in claim(engine, dispatcher="d2").runs] == ["app.1"]
+
+
+def test_wakeup_only_for_a_due_time_earlier_than_announced(engine: Engine) -> None:
+    set_job(engine, "app.1", NOW + 100)
+    assert engine.take_wakeup() == NOW + 100
+    set_job(engine, "app.2", NOW + 200)
+    assert engine.take_wakeup() is None
+    assert claim(engine).next_due_us == NOW + 100
+    set_job(engine, "app.3", NOW + 50)
+    assert engine.take_wakeup() == NOW + 50
+
+
+def test_set_on_a_claimed_job_is_a_conflict(engine: Engine) -> None:
+    set_job(engine, "app.1", NOW)
+    claim(engine)
+    reply = do(engine, messages.SetJob(job_id="app.1", due_us=NOW + 5))
+    assert isinstance(reply, messages.Failed) and reply.code == "conflict"
+
+
+def test_bad_claims_and_renewals_are_invalid(engine: Engine) -> None:
+    for request in (
+        messages.ClaimDue(dispatcher="d", lookahead_us=-1, limit=1),
+        messages.RenewLeases(owner="o", job_ids=("a",), runs=()),
+    ):
+        reply = do(engine, request)
+        assert isinstance(reply, messages.Failed) and reply.code == "invalid"
+
+
+def test_claims_survive_a_reopened_database(tmp_path: Path, clock: FakeClock) -> None:
+    store = RocksStore(str(tmp_path / "db"))
+    engine = Engine(store, fsync=True, clock=clock, lease_us=LEASE)
+    do(engine, messages.SetShellRule(rule_id="r", pattern="", script="s.sh"))
+    set_job(engine, "j", NOW)
+    claim(engine)
+    store.close()
+    store = RocksStore(str(tmp_path / "db"))
+    try:
+        reopened = Engine(store, fsync=True, clock=clock, lease_us=LEASE)
+        clock.advance(LEASE)
+        assert [run.run for run in claim(reopened).runs] == [2]
+    finally:
+        store.close()
