@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import zmq
@@ -43,6 +43,21 @@ def _decode(frames: Sequence[bytes], endpoint: str) -> list[messages.Item] | Non
     except MessageError as exc:
         _log.warning("bus.message_dropped", endpoint=endpoint, reason=str(exc))
         return None
+
+
+def _send_now(socket: zmq.asyncio.Socket, frames: list[bytes], endpoint: str) -> bool:
+    """Send without waiting; False when the message cannot be queued now."""
+    # With NOBLOCK, pyzmq's asyncio socket sends at once and returns a finished future
+    # (and keeps the receiving side's edge-triggered wake-ups right, which a send on the
+    # plain socket would not).
+    sent = socket.send_multipart(frames, zmq.NOBLOCK)
+    assert isinstance(sent, asyncio.Future)
+    error = sent.exception() if sent.done() else None
+    if isinstance(error, zmq.Again):
+        return False
+    if error is not None:
+        raise BusError(f"cannot send on {endpoint}: {error}") from error
+    return True
 
 
 class ReplyServer:
@@ -123,17 +138,7 @@ class RequestClient:
 
     def try_send(self, items: Sequence[messages.Item]) -> bool:
         """Queue a batch; False when no server is connected or its queue is full."""
-        # With NOBLOCK, pyzmq's asyncio socket sends at once and returns a finished future
-        # (and keeps the receiving side's edge-triggered wake-ups right, which a send on the
-        # plain socket would not).
-        sent = self._socket.send_multipart(messages.encode(items), zmq.NOBLOCK)
-        assert isinstance(sent, asyncio.Future)
-        error = sent.exception() if sent.done() else None
-        if isinstance(error, zmq.Again):
-            return False
-        if error is not None:
-            raise BusError(f"cannot send to {self.endpoint}: {error}") from error
-        return True
+        return _send_now(self._socket, messages.encode(items), self.endpoint)
 
     async def receive(self) -> list[messages.Item]:
         """The next decodable batch of replies."""
@@ -143,6 +148,51 @@ class RequestClient:
             if items is not None:
                 return items
 
+    async def connections(self) -> AsyncIterator[None]:
+        """Yield each time a connection to the server is made: at start and after a restart."""
+        monitor = self._socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        try:
+            while True:
+                await monitor.recv_multipart()
+                yield None
+        finally:
+            self._socket.disable_monitor()
+            monitor.close(linger=0)
+
     def close(self) -> None:
-        self._socket.close()
-        self._context.term()
+        """Close every socket of this client (its monitor too) without waiting."""
+        self._context.destroy(linger=0)
+
+
+class Router:
+    """Binds a ROUTER socket inside an asyncio loop: batches from many peers, answered or
+    sent to any of them by identity (the dispatcher, with its runners)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._context = zmq.asyncio.Context()
+        self._socket = self._context.socket(zmq.ROUTER)
+        _configure(self._socket, linger_ms=0)
+        try:
+            _prepare(endpoint)
+            self._socket.bind(endpoint)
+        except (zmq.ZMQError, OSError) as exc:
+            self.close()
+            raise BusError(f"cannot bind {endpoint}: {exc}") from exc
+        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    async def receive(self) -> tuple[bytes, list[messages.Item]]:
+        """The next decodable batch and the identity of its sender."""
+        while True:
+            peer, *frames = await self._socket.recv_multipart()
+            items = _decode(frames, self.endpoint)
+            if items is not None:
+                return peer, items
+
+    def send(self, peer: bytes, items: Sequence[messages.Item]) -> bool:
+        """Send to ``peer``; False when its queue is full. A peer that has gone is skipped
+        silently (what it held is recovered by lease)."""
+        return _send_now(self._socket, [peer, *messages.encode(items)], self.endpoint)
+
+    def close(self) -> None:
+        """Close every socket of this client (its monitor too) without waiting."""
+        self._context.destroy(linger=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Callable, Sequence
 
@@ -11,16 +12,18 @@ from kairoi.errors import ConfigError
 
 EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a process that exits with it
 
-Service = Callable[[config.Config, str | None], int]
+Service = Callable[[config.Config, argparse.Namespace], int]
 
 
 def _services() -> dict[str, tuple[str, Service]]:
-    from services import frontend, serve, storage  # noqa: PLC0415 (keeps `kairoi -V` instant)
+    from services import dispatcher, frontend, runner, serve, storage  # noqa: PLC0415 (fast -V)
 
     return {
         "serve": ("run every process and restart any that dies", serve.main),
         "frontend": ("run the KCP frontend alone", frontend.main),
         "storage": ("run the storage process alone", storage.main),
+        "dispatcher": ("run the dispatcher alone", dispatcher.main),
+        "runner": ("run one runner process alone", runner.main),
     }
 
 
@@ -35,6 +38,13 @@ def build_parser(services: dict[str, tuple[str, Service]]) -> argparse.ArgumentP
         command.add_argument(
             "-c", "--config", metavar="FILE", help="TOML configuration (default: built-in defaults)"
         )
+        if name == "runner":
+            command.add_argument(
+                "--name",
+                default=f"{socket.gethostname()}-runner",
+                help="a name unique among runners and kept across restarts "
+                "(default: HOSTNAME-runner)",
+            )
     return parser
 
 
@@ -53,4 +63,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in settings.warnings:
         log.get("kairoi").warning("config.ignored", reason=warning)
     _, service = services[options.command]
-    return service(settings, options.config)
+    return service(settings, options)

@@ -55,14 +55,30 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DispatcherConfig:
+    endpoint: str = ""
+    """Empty means ``ipc://<runtime.dir>/dispatcher.sock``."""
+    lookahead: float = 0.02
+    """Seconds ahead of a due time to claim a run; the runner still starts it on time."""
+    claim_batch: int = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShellRunnerConfig:
     allow: tuple[str, ...] = ("**",)
     """Glob patterns (``**`` crosses directories) of the scripts a rule may name, relative to
     the working directory unless absolute."""
+    concurrency: int = 16
+    timeout: float = 0.0
+    """Seconds a script may run before its process group is killed; 0 means no limit."""
+    output_bytes: int = 4096
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunnersConfig:
+    processes: int = 1
+    lease: float = 10.0
+    """Seconds a run stays claimed without news from its runner (renewed every third)."""
     shell: ShellRunnerConfig = field(default_factory=ShellRunnerConfig)
 
 
@@ -73,11 +89,16 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
     runners: RunnersConfig = field(default_factory=RunnersConfig)
 
     @property
     def storage_endpoint(self) -> str:
         return self.storage.endpoint or f"ipc://{self.runtime.dir}/storage.sock"
+
+    @property
+    def dispatcher_endpoint(self) -> str:
+        return self.dispatcher.endpoint or f"ipc://{self.runtime.dir}/dispatcher.sock"
 
     @property
     def warnings(self) -> list[str]:
@@ -170,8 +191,23 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"'{key}' must not be empty")
     check_endpoint("storage.endpoint", config.storage_endpoint)
     _at_least("storage.max_batch", config.storage.max_batch, 1)
+    check_endpoint("dispatcher.endpoint", config.dispatcher_endpoint)
+    _at_least("dispatcher.claim_batch", config.dispatcher.claim_batch, 1)
+    _at_least("runners.processes", config.runners.processes, 0)
+    _at_least("runners.shell.concurrency", config.runners.shell.concurrency, 1)
+    _at_least("runners.shell.output_bytes", config.runners.shell.output_bytes, 0)
+    _validate_seconds(config)
     if not all(config.runners.shell.allow):
         raise ConfigError("'runners.shell.allow' must not hold an empty pattern")
+
+
+def _validate_seconds(config: Config) -> None:
+    if not config.runners.lease >= 0.3:
+        raise ConfigError("'runners.lease' must be at least 0.3 seconds")
+    if not 0 <= config.dispatcher.lookahead < config.runners.lease / 3:
+        raise ConfigError("'dispatcher.lookahead' must be within 0 and a third of runners.lease")
+    if not config.runners.shell.timeout >= 0:
+        raise ConfigError("'runners.shell.timeout' must be 0 (no limit) or a number of seconds")
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from kairoi import log
@@ -10,7 +11,7 @@ from kairoi.errors import BusError
 from kairoi.frontend import actor
 
 
-def main(config: Config, _config_path: str | None = None) -> int:
+def main(config: Config, _options: argparse.Namespace | None = None) -> int:
     try:
         asyncio.run(actor.run(config))
     except OSError as exc:

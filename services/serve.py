@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+
 from kairoi import __version__
 from kairoi.config import Config
 from kairoi.runtime import ShutdownFlag
 from kairoi.supervisor.actor import Supervisor
 
 
-def main(config: Config, config_path: str | None) -> int:
+def main(config: Config, options: argparse.Namespace) -> int:
     shutdown = ShutdownFlag()
     shutdown.install()
     shutdown.watch_children()
@@ -17,4 +19,4 @@ def main(config: Config, config_path: str | None) -> int:
         f"data in {config.database.path}, sockets in {config.runtime.dir}",
         flush=True,
     )
-    return Supervisor(config_path, shutdown).run()
+    return Supervisor(options.config, config.runners.processes, shutdown).run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from kairoi import log
 from kairoi.config import Config
 from kairoi.errors import BusError, StoreError
@@ -9,7 +11,7 @@ from kairoi.runtime import ShutdownFlag
 from kairoi.storage import actor
 
 
-def main(config: Config, _config_path: str | None = None) -> int:
+def main(config: Config, _options: argparse.Namespace | None = None) -> int:
     shutdown = ShutdownFlag()
     shutdown.install()
     try:

@@ -259,6 +259,7 @@ class Frontend:
         server.close()
         await self._drain()
         receiver.cancel()
+        await asyncio.gather(receiver, return_exceptions=True)
 
     async def _drain(self) -> None:
         """Answer every owed reply (or give up after the grace period), then close."""

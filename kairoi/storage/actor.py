@@ -22,7 +22,11 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
     """Serve requests until ``shutdown`` is set; raises StoreError or BusError at start."""
     kv = RocksStore(config.database.path)
     try:
-        engine = Engine(kv, fsync=config.database.fsync_on_persist)
+        engine = Engine(
+            kv,
+            fsync=config.database.fsync_on_persist,
+            lease_us=int(config.runners.lease * 1_000_000),
+        )
         server = ReplyServer(config.storage_endpoint)
         try:
             server.watch(shutdown.wakeup_fd)
@@ -32,10 +36,11 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
                 database=config.database.path,
                 rules=len(engine.rules),
             )
+            storage = Storage(server, engine, config.storage.max_batch)
             while not shutdown.requested:
                 server.wait(None)
-                serve_waiting(server, engine, config.storage.max_batch)
-            serve_waiting(server, engine, config.storage.max_batch)  # what arrived meanwhile
+                storage.serve_waiting()
+            storage.serve_waiting()  # what arrived meanwhile
         finally:
             server.close()
     finally:
@@ -43,29 +48,47 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
     _log.info("service.stopped", signal=shutdown.signal_name)
 
 
-def serve_waiting(server: ReplyServer, engine: Engine, max_batch: int) -> None:
-    """Apply every waiting request (up to ``max_batch``) in one commit, then answer them all."""
-    answered: Batch = []
-    count = 0
-    while count < max_batch and (received := server.receive_nowait()) is not None:
-        peer, items = received
-        answered.append(
-            (peer, [(correlation, engine.apply(request)) for correlation, request in items])
-        )
-        count += len(items)
-    if not answered:
-        return
-    try:
-        engine.commit()
-    except StoreError as exc:
-        _log.error("storage.write_failed", requests=count, reason=str(exc))
-        answered = _refuse_applied(answered, str(exc))
-    for peer, replies in answered:
-        server.send(peer, replies)
+class Storage:
+    """Group commits over a ReplyServer, and wake-ups for the dispatcher."""
+
+    def __init__(self, server: ReplyServer, engine: Engine, max_batch: int) -> None:
+        self._server = server
+        self._engine = engine
+        self._max_batch = max_batch
+        self._dispatcher: bytes | None = None  # whoever claimed last
+
+    def serve_waiting(self) -> None:
+        """Apply every waiting request (up to ``max_batch``) in one commit, then answer all."""
+        answered: Batch = []
+        count = 0
+        while count < self._max_batch and (received := self._server.receive_nowait()) is not None:
+            peer, items = received
+            answered.append((peer, [(c, self._apply(peer, request)) for c, request in items]))
+            count += len(items)
+        if not answered:
+            return
+        try:
+            self._engine.commit()
+        except StoreError as exc:
+            _log.error("storage.write_failed", requests=count, reason=str(exc))
+            answered = _refuse_applied(answered, str(exc))
+        for peer, replies in answered:
+            self._server.send(peer, replies)
+        self._wake_dispatcher()
+
+    def _apply(self, peer: bytes, request: messages.Message) -> messages.Reply:
+        if isinstance(request, messages.ClaimDue):
+            self._dispatcher = peer
+        return self._engine.apply(request)
+
+    def _wake_dispatcher(self) -> None:
+        due_us = self._engine.take_wakeup()
+        if due_us is not None and self._dispatcher is not None:
+            self._server.send(self._dispatcher, [(0, messages.Wakeup(due_us=due_us))])
 
 
 def _refuse_applied(answered: Batch, reason: str) -> Batch:
-    """The commit failed: every request that was going to get OK gets an error instead."""
+    """The commit failed: every request that was going to succeed gets an error instead."""
     failed = messages.Failed(code="internal", reason=f"not saved: {reason}")
     return [
         (

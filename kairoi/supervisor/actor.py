@@ -15,7 +15,7 @@ import time
 
 from kairoi import log
 from kairoi.runtime import SUPERVISED_ENV, ShutdownFlag
-from kairoi.supervisor.children import START_ORDER, STOP_STAGES, Child
+from kairoi.supervisor.children import Child, command, start_order, stop_stages
 
 _log = log.get("kairoi.supervisor")
 STOP_TIMEOUT = 4.0
@@ -25,10 +25,11 @@ EXIT_CONFIG = 78
 
 
 class Supervisor:
-    def __init__(self, config_path: str | None, shutdown: ShutdownFlag) -> None:
+    def __init__(self, config_path: str | None, runners: int, shutdown: ShutdownFlag) -> None:
         self._config_args = ["-c", os.path.abspath(config_path)] if config_path else []
         self._shutdown = shutdown
-        self._children = {name: Child(name) for name in START_ORDER}
+        self._stages = stop_stages(runners)
+        self._children = {name: Child(name) for name in start_order(runners)}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._started_at = time.monotonic()
         self._failed: str | None = None
@@ -48,7 +49,7 @@ class Supervisor:
         return 0
 
     def _start(self, child: Child) -> None:
-        argv = [sys.executable, "-m", "kairoi", child.name, *self._config_args]
+        argv = [sys.executable, "-m", "kairoi", *command(child.name), *self._config_args]
         env = {**os.environ, SUPERVISED_ENV: str(os.getpid())}
         process = subprocess.Popen(argv, env=env, process_group=0)
         self._processes[child.name] = process
@@ -82,7 +83,7 @@ class Supervisor:
         return max(0.0, min(pending) - time.monotonic()) if pending else None
 
     def _stop_all(self) -> None:
-        for stage in STOP_STAGES:
+        for stage in self._stages:
             running = [self._processes[name] for name in stage if name in self._processes]
             for process in running:
                 process.send_signal(signal.SIGTERM)

@@ -7,10 +7,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Stopped in this order, started in the reverse one: storage, the single writer, goes last,
-# so every other process can still have its requests answered while it drains.
-STOP_STAGES: tuple[tuple[str, ...], ...] = (("frontend",), ("storage",))
-START_ORDER: tuple[str, ...] = tuple(name for stage in reversed(STOP_STAGES) for name in stage)
+
+def stop_stages(runners: int) -> list[list[str]]:
+    """Process names in the order they stop (they start in the reverse order).
+
+    The frontend stops taking requests first; storage, the single writer, goes last, so every
+    other process can still have its requests answered while it drains.
+    """
+    return [["frontend"], ["dispatcher"], [f"runner-{i}" for i in range(runners)], ["storage"]]
+
+
+def start_order(runners: int) -> list[str]:
+    return [name for stage in reversed(stop_stages(runners)) for name in stage]
+
+
+def command(name: str) -> list[str]:
+    """The ``kairoi`` arguments that start the process called ``name``."""
+    if name.startswith("runner-"):
+        return ["runner", "--name", name]
+    return [name]
+
 
 FIRST_DELAY = 0.1
 MAX_DELAY = 5.0

@@ -16,7 +16,7 @@ from kairoi import config, messages
 from kairoi.bus import ReplyServer, RequestClient
 from kairoi.frontend.actor import Frontend
 from kairoi.storage import keys
-from kairoi.storage.actor import serve_waiting
+from kairoi.storage.actor import Storage
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import MemoryStore
 
@@ -33,10 +33,11 @@ def storage_loop(endpoint: str, engine: Engine) -> Iterator[None]:
 
     def serve() -> None:
         server = ReplyServer(endpoint)
+        storage = Storage(server, engine, max_batch=1000)
         bound.set()
         while not stop.is_set():
             server.wait(20)
-            serve_waiting(server, engine, max_batch=1000)
+            storage.serve_waiting()
         server.close()
 
     thread = threading.Thread(target=serve, daemon=True)

@@ -110,16 +110,20 @@ def test_bind_failure_is_a_clear_error(tmp_path: Path, busy_port: int) -> None:
     serve.stop()
 
 
+CHILDREN = ("storage", "runner-0", "dispatcher", "frontend")
+
+
 def test_processes_are_named_in_ps(server: Running) -> None:
-    for name in ("storage", "frontend"):
+    for name in CHILDREN:
         cmdline = Path(f"/proc/{server.server.child_pid(name)}/cmdline").read_bytes()
-        assert cmdline.replace(b"\0", b" ").startswith(f"kairoi {name} -c ".encode())
+        command = f"runner --name {name}" if name.startswith("runner") else name
+        assert cmdline.replace(b"\0", b" ").startswith(f"kairoi {command} -c ".encode())
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_everything_gracefully(server: Running, signum: int) -> None:
     """Fault 23: the reference died at once on SIGTERM, owed replies and all."""
-    children = [server.server.child_pid(name) for name in ("storage", "frontend")]
+    children = [server.server.child_pid(name) for name in CHILDREN]
     count = 3000
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
         sock.sendall(b"".join(b"%d SET stop.%d %s\n" % (i, i, WHEN) for i in range(count)))
@@ -137,10 +141,11 @@ def test_signal_stops_everything_gracefully(server: Running, signum: int) -> Non
     assert time.monotonic() - started < 10
     assert not [pid for pid in children if alive(pid)], "no process is left behind"
     assert server.server.events("service.stopped", "storage")
+    assert not server.server.events("process.killed"), "every process stopped by itself"
 
 
 def test_children_die_with_a_killed_supervisor(server: Running) -> None:
-    children = [server.server.child_pid(name) for name in ("storage", "frontend")]
+    children = [server.server.child_pid(name) for name in CHILDREN]
     assert server.server.process is not None
     server.server.process.kill()
     server.server.process.wait()

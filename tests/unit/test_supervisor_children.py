@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from kairoi.supervisor.children import MAX_DELAY, START_ORDER, STOP_STAGES, Child
+from kairoi.supervisor.children import MAX_DELAY, Child, command, start_order, stop_stages
 
 
 def test_storage_starts_first_and_stops_last() -> None:
-    assert START_ORDER[0] == "storage"
-    assert STOP_STAGES[-1] == ("storage",)
+    assert start_order(2) == ["storage", "runner-0", "runner-1", "dispatcher", "frontend"]
+    assert stop_stages(0)[-1] == ["storage"]
+    assert stop_stages(0)[0] == ["frontend"]
+
+
+def test_each_child_has_its_command() -> None:
+    assert command("runner-3") == ["runner", "--name", "runner-3"]
+    assert command("storage") == ["storage"]
 
 
 def test_restart_delay_backs_off_and_is_capped() -> None:

@@ -1,0 +1,210 @@
+"""The dispatcher process: the clock of Kairoi.
+
+It sleeps until the earliest due time storage announced (minus the lookahead), never polling;
+storage wakes it early when an earlier job is set. It claims only as many runs as its runners
+have free slots for, and hands each to the runner with the most free slots, so a due run never
+waits behind a busy runner while another is idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+from kairoi import log, messages
+from kairoi.bus import RequestClient, Router
+from kairoi.clock import Clock, SystemClock
+from kairoi.config import Config
+
+_log = log.get("kairoi.dispatcher")
+CLAIM_TIMEOUT_SECONDS = 2.0
+RETRY_SECONDS = 0.5
+RUNNER_SILENCE_SECONDS = 3.0
+"""A runner not heard from for this long is gone; what it held comes back by lease."""
+
+
+@dataclass
+class RunnerSlots:
+    peer: bytes
+    name: str
+    free: int
+    last_seen: float
+
+
+class Dispatcher:
+    def __init__(
+        self, config: Config, storage: RequestClient, router: Router, clock: Clock | None = None
+    ) -> None:
+        self.instance = uuid.uuid4().hex[:12]
+        self._storage = storage
+        self._router = router
+        self._clock = clock or SystemClock()
+        self._lookahead_us = int(config.dispatcher.lookahead * 1_000_000)
+        self._claim_batch = config.dispatcher.claim_batch
+        self._runners: dict[bytes, RunnerSlots] = {}
+        self._queue: deque[messages.Execute] = deque()  # claimed, not yet handed out
+        self._next_due_us: int | None = None
+        self._synced = False  # whether storage has told us its next due time since we started
+        self._claiming: asyncio.TimerHandle | None = None  # the timeout of the claim in flight
+        self._timer: asyncio.TimerHandle | None = None
+        self._correlation = 0
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        _log.info("service.ready", endpoint=self._router.endpoint, instance=self.instance)
+        loops = [self._from_storage(), self._from_runners(), self._on_storage_connect()]
+        tasks = [asyncio.create_task(loop) for loop in (*loops, self._reap_silent_runners())]
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        _log.info("service.stopping", unsent=len(self._queue))
+
+    # Claiming from storage.
+
+    def _maybe_claim(self) -> None:
+        if self._claiming is not None:
+            return
+        room = min(self._free_slots() - len(self._queue), self._claim_batch)
+        if room <= 0:
+            return
+        wake_us = None if self._next_due_us is None else self._next_due_us - self._lookahead_us
+        if self._synced and (wake_us is None or wake_us > self._clock.now_us()):
+            self._sleep_until(wake_us)
+            return
+        self._correlation += 1
+        claim = messages.ClaimDue(
+            dispatcher=self.instance, lookahead_us=self._lookahead_us, limit=room
+        )
+        if not self._storage.try_send([(self._correlation, claim)]):
+            self._retry_later()
+            return
+        loop = asyncio.get_running_loop()
+        self._claiming = loop.call_later(CLAIM_TIMEOUT_SECONDS, self._claim_lost)
+
+    def _claimed(self, claimed: messages.Claimed) -> None:
+        self._end_claim()
+        self._queue.extend(claimed.runs)
+        self._next_due_us = claimed.next_due_us
+        self._synced = True
+        if claimed.runs:
+            _log.debug("runs.claimed", count=len(claimed.runs), next_due_us=claimed.next_due_us)
+        self._hand_out()
+        self._maybe_claim()
+
+    def _claim_lost(self) -> None:
+        _log.warning("storage.timeout", waited=CLAIM_TIMEOUT_SECONDS)
+        self._claiming = None
+        self._maybe_claim()
+
+    def _end_claim(self) -> None:
+        if self._claiming is not None:
+            self._claiming.cancel()
+            self._claiming = None
+
+    def _retry_later(self) -> None:
+        self._synced = False
+        self._sleep_until(self._clock.now_us() + int(RETRY_SECONDS * 1_000_000))
+
+    def _sleep_until(self, wake_us: int | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if wake_us is not None:
+            delay = max(0.0, (wake_us - self._clock.now_us()) / 1_000_000)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._maybe_claim()
+
+    async def _from_storage(self) -> None:
+        while True:
+            for _, message in await self._storage.receive():
+                match message:
+                    case messages.Claimed():
+                        self._claimed(message)
+                    case messages.Wakeup(due_us=due_us):
+                        if self._next_due_us is None or due_us < self._next_due_us:
+                            self._next_due_us = due_us
+                        self._maybe_claim()
+                    case messages.Failed(reason=reason):
+                        _log.error("storage.refused", reason=reason)
+                        self._end_claim()
+                        self._retry_later()
+                    case _:
+                        _log.warning("bus.unexpected", message=type(message).__name__)
+
+    async def _on_storage_connect(self) -> None:
+        """Storage (re)started: it no longer knows us, so ask it afresh what is due."""
+        async for _ in self._storage.connections():
+            self._synced = False
+            self._end_claim()
+            self._maybe_claim()
+
+    # Handing runs to runners.
+
+    def _free_slots(self) -> int:
+        return sum(runner.free for runner in self._runners.values())
+
+    def _hand_out(self) -> None:
+        batches: dict[bytes, list[messages.Item]] = {}
+        while self._queue and self._runners:
+            runner = max(self._runners.values(), key=lambda slots: slots.free)
+            if runner.free <= 0:
+                break
+            runner.free -= 1
+            batches.setdefault(runner.peer, []).append((0, self._queue.popleft()))
+        for peer, items in batches.items():
+            if not self._router.send(peer, items):
+                self._queue.extendleft(reversed([run for _, run in items]))  # type: ignore[misc]
+                self._runners[peer].free += len(items)
+
+    async def _from_runners(self) -> None:
+        while True:
+            peer, items = await self._router.receive()
+            for _, message in items:
+                match message:
+                    case messages.RunnerHello():
+                        self._hello(peer, message)
+                    case messages.SlotsFreed(count=count) if peer in self._runners:
+                        self._runners[peer].free += count
+                    case _:
+                        continue
+            self._hand_out()
+            self._maybe_claim()
+
+    def _hello(self, peer: bytes, hello: messages.RunnerHello) -> None:
+        runner = self._runners.get(peer)
+        if runner is None:
+            self._runners[peer] = RunnerSlots(peer, hello.name, hello.free, time.monotonic())
+            _log.info("runner.joined", name=hello.name, instance=hello.instance, free=hello.free)
+        else:
+            runner.last_seen = time.monotonic()
+
+    async def _reap_silent_runners(self) -> None:
+        while True:
+            await asyncio.sleep(RUNNER_SILENCE_SECONDS / 3)
+            silent_since = time.monotonic() - RUNNER_SILENCE_SECONDS
+            for peer, runner in list(self._runners.items()):
+                if runner.last_seen < silent_since:
+                    del self._runners[peer]
+                    _log.warning("runner.lost", name=runner.name)
+
+
+async def run(config: Config) -> None:
+    """Dispatch until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    router = Router(config.dispatcher_endpoint)
+    storage = RequestClient(config.storage_endpoint)
+    try:
+        await Dispatcher(config, storage, router).serve(stop)
+    finally:
+        storage.close()
+        router.close()

@@ -1,0 +1,226 @@
+"""A runner process: takes runs from the dispatcher, starts each at its due time, reports.
+
+Flow control is by credit: the runner tells the dispatcher how many runs it can take
+(``RunnerHello`` on every heartbeat, ``SlotsFreed`` as runs end), and the dispatcher never
+sends more. A run is reported straight to storage and the report is sent again until storage
+acknowledges it; storage ignores a second copy. While a run lasts, its lease is renewed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from kairoi import log, messages
+from kairoi.bus import RequestClient
+from kairoi.clock import Clock, SystemClock
+from kairoi.config import Config
+from kairoi.runner.shell import ScriptResult, ShellScripts, kill_leftovers
+
+_log = log.get("kairoi.runner")
+HEARTBEAT_SECONDS = 1.0
+RESEND_SECONDS = 1.0
+STOP_GRACE_SECONDS = 2.0
+
+
+class Runner:
+    def __init__(
+        self,
+        config: Config,
+        name: str,
+        dispatcher: RequestClient,
+        storage: RequestClient,
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = name
+        self.instance = uuid.uuid4().hex[:12]
+        self.capacity = config.runners.shell.concurrency
+        self._renew_seconds = config.runners.lease / 3
+        self._dispatcher = dispatcher
+        self._storage = storage
+        self._clock = clock or SystemClock()
+        shell = config.runners.shell
+        self._scripts = ShellScripts(name, self.instance, shell.timeout, shell.output_bytes)
+        self._runs: dict[tuple[str, int], messages.Execute] = {}  # taken: waiting or running
+        self._unacked: dict[int, messages.Request] = {}
+        self._last_correlation = 0
+        self._freed = 0
+        self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def owner(self) -> str:
+        return f"runner:{self.name}:{self.instance}"
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        leftovers = kill_leftovers(self.name, self.instance)
+        _log.info(
+            "service.ready", name=self.name, instance=self.instance, capacity=self.capacity,
+            leftovers_killed=leftovers,
+        )  # fmt: skip
+        self._request(messages.RunnerStarted(name=self.name, instance=self.instance))
+        loops = [
+            self._take_work(),
+            self._take_acks(),
+            self._every(HEARTBEAT_SECONDS, self._hello),
+            self._every(self._renew_seconds, self._renew),
+            self._every(RESEND_SECONDS, self._resend),
+            self._hello_on_connect(),
+        ]
+        background = [asyncio.create_task(loop) for loop in loops]
+        await stop.wait()
+        await self._stop()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+
+    async def _stop(self) -> None:
+        """Kill every script (its run goes to another runner), deliver what is owed, stop."""
+        self._stopping = True
+        running = len(self._runs)
+        self._scripts.kill_all()
+        deadline = asyncio.get_running_loop().time() + STOP_GRACE_SECONDS
+        while (self._tasks or self._unacked) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        _log.info("service.stopping", killed=running, unreported=len(self._unacked))
+
+    # Work from the dispatcher.
+
+    async def _take_work(self) -> None:
+        while True:
+            for _, message in await self._dispatcher.receive():
+                if isinstance(message, messages.Execute) and not self._stopping:
+                    self._accept(message)
+
+    def _accept(self, run: messages.Execute) -> None:
+        if len(self._runs) >= self.capacity:
+            _log.warning("run.overbooked", job=run.job_id, run=run.run, capacity=self.capacity)
+        self._runs[(run.job_id, run.run)] = run
+        self._start_at_due(run)
+
+    def _start_at_due(self, run: messages.Execute) -> None:
+        early_us = run.due_us - self._clock.now_us()
+        if early_us > 0:  # never start a run before its time
+            asyncio.get_running_loop().call_later(early_us / 1e6, self._start_at_due, run)
+            return
+        self._spawn(self._execute(run))
+
+    async def _execute(self, run: messages.Execute) -> None:
+        started_us = self._clock.now_us()
+        try:
+            result = await self._run(run)
+        finally:
+            self._runs.pop((run.job_id, run.run), None)
+            self._free_slot()
+        if self._stopping:
+            return  # killed by the stop: the run is given up, to be run again
+        finished_us = self._clock.now_us()
+        if result.output:
+            _log.info("run.output", job=run.job_id, run=run.run, output=_text(result.output))
+        _log.debug(
+            "run.finished", job=run.job_id, run=run.run, succeeded=result.succeeded,
+            late_ms=round((started_us - run.due_us) / 1000, 3), reason=result.reason,
+        )  # fmt: skip
+        self._request(
+            messages.RecordOutcome(
+                job_id=run.job_id,
+                run=run.run,
+                succeeded=result.succeeded,
+                exit_code=result.exit_code,
+                reason=_reason(result),
+                started_us=started_us,
+                finished_us=finished_us,
+            )
+        )
+
+    async def _run(self, run: messages.Execute) -> ScriptResult:
+        if run.runner != "shell" or len(run.arguments) != 1:
+            return ScriptResult(None, f"this runner cannot run {run.runner!r} rules", b"")
+        return await self._scripts.run(run.arguments[0], run.job_id, run.run)
+
+    def _free_slot(self) -> None:
+        self._freed += 1
+        if self._freed == 1:  # one SlotsFreed for every run that ends in this loop turn
+            asyncio.get_running_loop().call_soon(self._send_freed)
+
+    def _send_freed(self) -> None:
+        freed, self._freed = self._freed, 0
+        if not self._stopping:
+            self._dispatcher.try_send([(0, messages.SlotsFreed(count=freed))])
+
+    def _hello(self) -> None:
+        free = 0 if self._stopping else max(0, self.capacity - len(self._runs))
+        hello = messages.RunnerHello(
+            name=self.name, instance=self.instance, capacity=self.capacity, free=free
+        )
+        self._dispatcher.try_send([(0, hello)])
+
+    async def _hello_on_connect(self) -> None:
+        async for _ in self._dispatcher.connections():
+            self._hello()
+
+    # Requests to storage: sent again until acknowledged.
+
+    def _request(self, request: messages.Request) -> None:
+        self._last_correlation += 1
+        self._unacked[self._last_correlation] = request
+        self._storage.try_send([(self._last_correlation, request)])
+
+    def _resend(self) -> None:
+        if self._unacked:
+            self._storage.try_send(list(self._unacked.items()))
+
+    def _renew(self) -> None:
+        if self._runs and not self._stopping:
+            job_ids, runs = zip(*self._runs, strict=True)
+            renew = messages.RenewLeases(owner=self.owner, job_ids=job_ids, runs=runs)
+            self._storage.try_send([(0, renew)])
+
+    async def _take_acks(self) -> None:
+        while True:
+            for correlation, reply in await self._storage.receive():
+                request = self._unacked.pop(correlation, None)
+                if isinstance(reply, messages.Failed) and request is not None:
+                    _log.error(
+                        "storage.refused", request=type(request).__name__, reason=reply.reason
+                    )
+
+    # Plumbing.
+
+    async def _every(self, seconds: float, action: Any) -> None:
+        while True:
+            action()
+            await asyncio.sleep(seconds)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _text(output: bytes | bytearray) -> str:
+    return bytes(output).decode("utf-8", "replace")
+
+
+def _reason(result: ScriptResult) -> str:
+    """The failure reason, with the script's last line of output when there is one."""
+    last_line = _text(result.output).rstrip().rpartition("\n")[2][:200]
+    return f"{result.reason}: {last_line}" if result.reason and last_line else result.reason
+
+
+async def run(config: Config, name: str) -> None:
+    """Run until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    dispatcher = RequestClient(config.dispatcher_endpoint)
+    storage = RequestClient(config.storage_endpoint)
+    try:
+        await Runner(config, name, dispatcher, storage).serve(stop)
+    finally:
+        dispatcher.close()
+        storage.close()
