@@ -7,6 +7,7 @@ dies, so no process is left behind.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -15,12 +16,24 @@ import select
 import signal
 import socket
 import sys
+from collections.abc import Coroutine
 from types import FrameType
+from typing import Any
 
 import setproctitle
 
 SUPERVISED_ENV = "KAIROI_SUPERVISED"
 _PR_SET_PDEATHSIG = 1
+
+
+def run_async(main: Coroutine[Any, Any, None]) -> None:
+    """Run an asyncio process on uvloop (a faster event loop written in C) where it exists."""
+    try:
+        import uvloop  # noqa: PLC0415 (optional: not on every platform)
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def set_title(argv: list[str]) -> None:

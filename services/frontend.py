@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from kairoi import log
 from kairoi.config import Config
 from kairoi.errors import BusError
 from kairoi.frontend import actor
+from kairoi.runtime import run_async
 
 
 def main(config: Config, _options: argparse.Namespace | None = None) -> int:
     try:
-        asyncio.run(actor.run(config))
+        run_async(actor.run(config))
     except OSError as exc:
         log.get("kairoi.frontend").error(
             "service.failed",

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from kairoi import log
 from kairoi.config import Config
 from kairoi.errors import BusError
 from kairoi.runner import actor
+from kairoi.runtime import run_async
 
 
 def main(config: Config, options: argparse.Namespace) -> int:
     try:
-        asyncio.run(actor.run(config, options.name))
+        run_async(actor.run(config, options.name))
     except BusError as exc:
         log.get("kairoi.runner").error("service.failed", reason=str(exc))
         return 1

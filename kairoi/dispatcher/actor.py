@@ -1,9 +1,10 @@
 """The dispatcher process: the clock of Kairoi.
 
 It sleeps until the earliest due time storage announced (minus the lookahead), never polling;
-storage wakes it early when an earlier job is set. It claims only as many runs as its runners
-have free slots for, and hands each to the runner with the most free slots, so a due run never
-waits behind a busy runner while another is idle.
+storage wakes it early when an earlier job is set. It claims as many runs as its runners have
+free slots for, plus as many again to hand out the moment a slot frees (without a round trip
+to storage), and hands each to the runner with the most free slots, so a due run never waits
+behind a busy runner while another is idle. A runner is never sent more than it has room for.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ RUNNER_SILENCE_SECONDS = 3.0
 class RunnerSlots:
     peer: bytes
     name: str
+    capacity: int
     free: int
     last_seen: float
 
@@ -68,9 +70,9 @@ class Dispatcher:
     def _maybe_claim(self) -> None:
         if self._claiming is not None:
             return
-        room = min(self._free_slots() - len(self._queue), self._claim_batch)
-        if room <= 0:
-            return
+        room = min(self._free_slots() + self._capacity() - len(self._queue), self._claim_batch)
+        if room <= 0 or (self._queue and room < self._capacity() // 2):
+            return  # enough in hand: claim in batches, not one storage write per run
         wake_us = None if self._next_due_us is None else self._next_due_us - self._lookahead_us
         if self._synced and (wake_us is None or wake_us > self._clock.now_us()):
             self._sleep_until(wake_us)
@@ -150,6 +152,10 @@ class Dispatcher:
     def _free_slots(self) -> int:
         return sum(runner.free for runner in self._runners.values())
 
+    def _capacity(self) -> int:
+        """Runs the dispatcher may hold ready for slots that are about to free."""
+        return sum(runner.capacity for runner in self._runners.values())
+
     def _hand_out(self) -> None:
         batches: dict[bytes, list[messages.Item]] = {}
         while self._queue and self._runners:
@@ -180,7 +186,9 @@ class Dispatcher:
     def _hello(self, peer: bytes, hello: messages.RunnerHello) -> None:
         runner = self._runners.get(peer)
         if runner is None:
-            self._runners[peer] = RunnerSlots(peer, hello.name, hello.free, time.monotonic())
+            self._runners[peer] = RunnerSlots(
+                peer, hello.name, hello.capacity, hello.free, time.monotonic()
+            )
             _log.info("runner.joined", name=hello.name, instance=hello.instance, free=hello.free)
         else:
             runner.last_seen = time.monotonic()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import deque
+from typing import cast
 
 from kairoi import log, messages
 from kairoi.bus import RequestClient
@@ -142,8 +143,8 @@ class Connection(asyncio.Protocol):
         return len(self._slots)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's does not subclass asyncio.Transport).
+        self._transport = cast(asyncio.Transport, transport)
         self._frontend.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -42,10 +42,10 @@ class Runner:
         self._dispatcher = dispatcher
         self._storage = storage
         self._clock = clock or SystemClock()
-        shell = config.runners.shell
-        self._scripts = ShellScripts(name, self.instance, shell.timeout, shell.output_bytes)
+        self._shell = config.runners.shell
         self._runs: dict[tuple[str, int], messages.Execute] = {}  # taken: waiting or running
         self._unacked: dict[int, messages.Request] = {}
+        self._outgoing: list[messages.Item] = []
         self._last_correlation = 0
         self._freed = 0
         self._stopping = False
@@ -56,6 +56,8 @@ class Runner:
         return f"runner:{self.name}:{self.instance}"
 
     async def serve(self, stop: asyncio.Event) -> None:
+        shell = self._shell
+        self._scripts = ShellScripts(self.name, self.instance, shell.timeout, shell.output_bytes)
         leftovers = kill_leftovers(self.name, self.instance)
         _log.info(
             "service.ready", name=self.name, instance=self.instance, capacity=self.capacity,
@@ -76,6 +78,7 @@ class Runner:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        self._scripts.close()
 
     async def _stop(self) -> None:
         """Kill every script (its run goes to another runner), deliver what is owed, stop."""
@@ -165,9 +168,16 @@ class Runner:
     # Requests to storage: sent again until acknowledged.
 
     def _request(self, request: messages.Request) -> None:
+        """Send in this loop turn's batch, and again until acknowledged."""
         self._last_correlation += 1
         self._unacked[self._last_correlation] = request
-        self._storage.try_send([(self._last_correlation, request)])
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._send_outgoing)
+        self._outgoing.append((self._last_correlation, request))
+
+    def _send_outgoing(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        self._storage.try_send(outgoing)
 
     def _resend(self) -> None:
         if self._unacked:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,49 +40,48 @@ class ScriptResult:
 
 
 class ShellScripts:
+    """Must be created inside the running event loop that will run the scripts."""
+
     def __init__(self, name: str, instance: str, timeout: float, output_bytes: int) -> None:
         self._env = {**os.environ, RUNNER_ENV: name, INSTANCE_ENV: instance}
         self._timeout = timeout or None
         self._output_bytes = output_bytes
         self._groups: set[int] = set()
+        self._devnull = os.open(os.devnull, os.O_RDONLY)
+        # Looked up in PATH once, as the reference looks it up, rather than by every spawn.
+        self._sh = shutil.which("sh", path=self._env.get("PATH")) or "sh"
+
+    def close(self) -> None:
+        os.close(self._devnull)
 
     async def run(self, script: str, job_id: str, run: int) -> ScriptResult:
         env = {**self._env, "KAIROI_JOB_ID": job_id, "KAIROI_RUN": str(run)}
-        # A pipe of our own, not asyncio's: its Process.wait() also waits for every pipe to
-        # close, which a background child of the script can hold open for ever.
         read_end, write_end = os.pipe()
         try:
-            process = await asyncio.create_subprocess_exec(
-                "sh", script, job_id,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_end,
-                stderr=write_end,
-                env=env,
-                process_group=0,
-            )  # fmt: skip
+            child = _Child.spawn(self._sh, ["sh", script, job_id], env, self._devnull, write_end)
         except OSError as exc:
             os.close(read_end)
             return ScriptResult(None, f"cannot start sh: {exc.strerror or exc}", b"")
         finally:
             os.close(write_end)
-        self._groups.add(process.pid)
+        self._groups.add(child.pid)
         output = _Output(read_end, self._output_bytes)
         try:
-            reason = await self._wait(process)
+            reason = await self._wait(child)
         finally:
-            self._groups.discard(process.pid)
+            self._groups.discard(child.pid)
             await output.close(_OUTPUT_GRACE_SECONDS)
         if reason:
             return ScriptResult(None, reason, output.tail)
-        return ScriptResult(process.returncode, _status(process), output.tail)
+        return ScriptResult(child.exit_code, _status(child.exit_code), output.tail)
 
-    async def _wait(self, process: asyncio.subprocess.Process) -> str:
+    async def _wait(self, child: _Child) -> str:
         """Wait for the script; a reason when it had to be killed."""
         try:
-            await asyncio.wait_for(process.wait(), self._timeout)
+            await asyncio.wait_for(asyncio.shield(child.exited), self._timeout)
         except TimeoutError:
-            _kill_group(process.pid)
-            await process.wait()
+            _kill_group(child.pid)
+            await child.exited
             return f"timed out after {self._timeout:g}s; its process group was killed"
         return ""
 
@@ -89,8 +91,59 @@ class ShellScripts:
             _kill_group(group)
 
 
-def _status(process: asyncio.subprocess.Process) -> str:
-    code = process.returncode
+class _Child:
+    """A process started with posix_spawn (vfork-fast, in its own process group), whose exit
+    the event loop learns of through a pidfd: no thread, no asyncio transport per script."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.exit_code: int | None = None
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self._pidfd = os.pidfd_open(pid)
+        loop.add_reader(self._pidfd, self._reap)
+
+    @classmethod
+    def spawn(
+        cls, path: str, argv: list[str], env: dict[str, str], stdin: int, output: int
+    ) -> _Child:
+        spawn = os.posix_spawn if os.path.isabs(path) else os.posix_spawnp
+        pid = spawn(
+            path,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, stdin, 0),
+                (os.POSIX_SPAWN_DUP2, output, 1),
+                (os.POSIX_SPAWN_DUP2, output, 2),
+            ],
+            setpgroup=0,
+        )
+        return cls(pid)
+
+    def _reap(self) -> None:
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return
+        asyncio.get_running_loop().remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self.exit_code = os.waitstatus_to_exitcode(status)
+        self.exited.set_result(None)
+
+
+def watch_children_with_pidfd() -> None:
+    """For asyncio's own subprocesses: learn of exits through pidfds, not a thread per child
+    (Python 3.11's default; 3.12 and later choose pidfds by themselves)."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
+
+
+def _status(code: int | None) -> str:
     if code is None or code == 0:
         return ""
     if code < 0:
