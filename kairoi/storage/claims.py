@@ -20,7 +20,7 @@ from kairoi.storage import keys
 from kairoi.storage.jobs import JobTable
 
 _log = log.get("kairoi.storage")
-_EVERY_LEASE = 1 << 62  # an instant after every lease, for scans of the whole lease index
+_EVERY_LEASE = 1 << 62  # a limit above the number of leases: scan the whole lease index
 
 
 class Runs:
@@ -47,19 +47,20 @@ class Runs:
         if request.dispatcher != self._dispatcher:
             self._dispatcher = request.dispatcher
             self._expire(lambda held_by: held_by.startswith("dispatcher:") and held_by != owner)
-        lost = self._jobs.leases_before(now + 1, request.limit)
-        due = self._jobs.due_before(now + request.lookahead_us + 1, request.limit - len(lost))
+        # One entry more than can be claimed: the first left over is when to claim next.
+        lost, next_lost = _take(
+            self._jobs.earliest(keys.LEASE, request.limit + 1), now, request.limit
+        )
+        room = request.limit - len(lost)
+        until = now + request.lookahead_us
+        due, next_due = _take(self._jobs.earliest(keys.DUE, room + 1), until, room)
         runs = []
         for job_id in [*lost, *due]:
             job = self._jobs.get(job_id)
             if job is not None and (run := self._trigger(job, now, owner)) is not None:
                 runs.append(run)
-        return messages.Claimed(runs=tuple(runs), next_due_us=self.next_due())
-
-    def next_due(self) -> int | None:
-        """When the dispatcher must next claim: the earliest due time or lease expiry."""
-        instants = [self._jobs.first_instant(index) for index in (keys.DUE, keys.LEASE)]
-        return min((instant for instant in instants if instant is not None), default=None)
+        instants = [instant for instant in (next_lost, next_due) if instant is not None]
+        return messages.Claimed(runs=tuple(runs), next_due_us=min(instants, default=None))
 
     def runner_started(self, name: str, instance: str) -> None:
         current = f"runner:{name}:{instance}"
@@ -114,8 +115,19 @@ class Runs:
     def _expire(self, held_by: Callable[[str], bool]) -> None:
         """End at once the leases whose owner ``held_by`` picks: their runs are lost."""
         now = self._clock.now_us()
-        for job_id in self._jobs.leases_before(_EVERY_LEASE, limit=_EVERY_LEASE):
+        for _, job_id in self._jobs.earliest(keys.LEASE, limit=_EVERY_LEASE):
             job = self._jobs.get(job_id)
             if job is not None and held_by(job.owner):
                 self._jobs.save(replace(job, lease_until_us=now, owner=""), job)
                 self._on_due(now)
+
+
+def _take(
+    entries: list[tuple[int, str]], until_us: int, limit: int
+) -> tuple[list[str], int | None]:
+    """Up to ``limit`` ids of ``entries`` (in time order) at or before ``until_us``, and the
+    instant of the first entry left: when the next claim is due (None: nothing is left)."""
+    ready = [job_id for instant, job_id in entries if instant <= until_us]
+    if len(ready) > limit:
+        return ready[:limit], entries[limit][0]
+    return ready, entries[len(ready)][0] if len(entries) > len(ready) else None

@@ -27,22 +27,11 @@ class JobTable:
         if (entry := _index_entry(job)) is not None:
             self._writes.put(entry, b"")
 
-    def due_before(self, end_us: int, limit: int) -> list[str]:
-        """Ids of Planned jobs due before ``end_us``, earliest first."""
-        return self._ids(keys.DUE, end_us, limit)
-
-    def leases_before(self, end_us: int, limit: int) -> list[str]:
-        """Ids of Triggered jobs whose lease ends before ``end_us``, earliest first."""
-        return self._ids(keys.LEASE, end_us, limit)
-
-    def first_instant(self, index: bytes) -> int | None:
-        """The earliest due time (keys.DUE) or lease expiry (keys.LEASE), if any."""
-        found = self._writes.scan(index, keys.prefix_end(index), limit=1)
-        return keys.parse_timed(found[0][0])[0] if found else None
-
-    def _ids(self, index: bytes, end_us: int, limit: int) -> list[str]:
-        found = self._writes.scan(index, keys.time_bound(index, end_us), limit)
-        return [keys.parse_timed(key)[1] for key, _ in found]
+    def earliest(self, index: bytes, limit: int) -> list[tuple[int, str]]:
+        """The first ``limit`` entries of the due index (keys.DUE: Planned jobs by due time)
+        or the lease index (keys.LEASE: Triggered jobs by lease expiry): (instant, job id)."""
+        found = self._writes.scan(index, keys.prefix_end(index), limit)
+        return [keys.parse_timed(key) for key, _ in found]
 
 
 def _index_entry(job: Job) -> bytes | None:

@@ -216,3 +216,16 @@ def test_claims_survive_a_reopened_database(tmp_path: Path, clock: FakeClock) ->
         assert [run.run for run in claim(reopened).runs] == [2]
     finally:
         store.close()
+
+
+def test_lost_runs_beyond_the_limit_wait_for_the_next_claim(
+    engine: Engine, clock: FakeClock
+) -> None:
+    for i in range(5):
+        set_job(engine, f"app.{i}", NOW)
+    assert len(claim(engine).runs) == 5
+    clock.advance(LEASE)
+    first = claim(engine, limit=3)
+    assert len(first.runs) == 3
+    assert first.next_due_us is not None and first.next_due_us <= clock.now_us()
+    assert len(claim(engine, limit=3).runs) == 2
