@@ -31,6 +31,7 @@ class ServerProcess:
         """``settings``: configuration tables over the launcher's own (JSON logs at debug,
         data under ``workdir``, a short runtime directory, KCP on port 0)."""
         self.workdir = workdir
+        self._owns_runtime_dir = runtime_dir is None
         self.runtime_dir = runtime_dir or tempfile.mkdtemp(prefix="kairoi-", dir="/tmp")
         self.data_dir = workdir / "data"
         self.log_path = workdir / f"{command}.log"
@@ -111,7 +112,8 @@ class ServerProcess:
                 code = self.process.wait()
         elif self.process is not None:
             code = self.process.returncode
-        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        if self._owns_runtime_dir:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
         return code
 
 

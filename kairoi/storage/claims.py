@@ -59,6 +59,8 @@ class Runs:
             job = self._jobs.get(job_id)
             if job is not None and (run := self._trigger(job, now, owner)) is not None:
                 runs.append(run)
+        if runs:  # the leases this claim starts end after any older one, but they end
+            next_lost = min(next_lost or now + self._lease_us, now + self._lease_us)
         instants = [instant for instant in (next_lost, next_due) if instant is not None]
         return messages.Claimed(runs=tuple(runs), next_due_us=min(instants, default=None))
 

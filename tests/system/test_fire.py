@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kairoi.client.server import ServerProcess
 from kairoi.domain import Job, JobStatus
 from kairoi.storage.engine import Engine
 from kairoi.storage.rocks import RocksStore
@@ -230,4 +231,88 @@ def test_storage_killed_mid_pipeline_every_acknowledged_job_runs(tmp_path: Path)
         assert len(acknowledged) >= count // 3
         eventually(lambda: acknowledged <= {job_id for job_id, _ in ran(running)}, timeout=120)
     finally:
+        running.server.stop()
+
+
+def test_a_due_job_never_waits_behind_a_busy_runner_while_another_is_idle(tmp_path: Path) -> None:
+    running = start_server(
+        tmp_path, {"runners": {"processes": 2, "lease": 1.5}, "runners.shell": {"concurrency": 1}}
+    )
+    try:
+        running.server.wait_event("runner.joined", "dispatcher", after=1)
+        write_script(running, "slow.sh", 'echo "$1 $(date +%s%N)" >> ran.txt\nsleep 3\n')
+        write_script(running, "quick.sh", RECORD)
+        due = int(time.time()) + 1
+        send(running, [
+            "RULE SET s slow. shell scripts/slow.sh",
+            "RULE SET q quick. shell scripts/quick.sh",
+            f'SET slow.1 "{at(due)}"',
+            f'SET quick.1 "{at(due + 1)}"',
+        ])  # fmt: skip
+        eventually(lambda: len(ran(running)) == 2, timeout=10)
+        runs = dict(ran(running))
+        assert runs["quick.1"] - (due + 1) * 1_000_000 < 500_000, "it ran on the idle runner"
+    finally:
+        running.server.stop()
+
+
+def test_stopping_kairoi_kills_running_scripts(tmp_path: Path) -> None:
+    """Fault 14: the reference left its children running after it died."""
+    running = fast_server(tmp_path)
+    try:
+        write_script(running, "long.sh", "sleep 41.5\n")
+        send(
+            running, ["RULE SET r long. shell scripts/long.sh", 'SET long.1 "2020-01-01 00:00:00"']
+        )
+        eventually(lambda: _pids_of("sleep 41.5"), timeout=10)
+    finally:
+        jobs = final_jobs(running, ["long.1"])
+    assert not _pids_of("sleep 41.5"), "no script outlives its runner"
+    job = jobs["long.1"]
+    assert job is not None and job.status is JobStatus.TRIGGERED, "it runs again at the next start"
+
+
+def test_script_output_goes_to_the_runner_log_bounded(tmp_path: Path) -> None:
+    running = start_server(tmp_path, {"runners.shell": {"output_bytes": 64}})
+    try:
+        write_script(running, "chatty.sh", 'seq 1 1000\necho "last words of $1"\n')
+        send(
+            running,
+            ["RULE SET r chatty. shell scripts/chatty.sh", 'SET chatty.1 "2020-01-01 00:00:00"'],
+        )
+        (output,) = [running.server.wait_event("run.output", "runner")]
+        assert output["job"] == "chatty.1"
+        assert output["output"].endswith("last words of chatty.1\n")
+        assert len(output["output"].encode()) <= 64
+    finally:
+        running.server.stop()
+
+
+def test_a_runner_on_another_host_connects_over_tcp(tmp_path: Path) -> None:
+    """Runners elsewhere point at the dispatcher's tcp:// endpoint (here: the same host)."""
+    running = start_server(
+        tmp_path,
+        {
+            "runners": {"processes": 0, "lease": 1.5},
+            "dispatcher": {"endpoint": "tcp://127.0.0.1:*"},
+        },
+    )
+    remote: ServerProcess | None = None
+    try:
+        dispatcher = running.server.wait_event("service.ready", "dispatcher")["endpoint"]
+        assert dispatcher.startswith("tcp://127.0.0.1:")
+        write_script(running, "record.sh", RECORD)
+        send(
+            running, ["RULE SET r far. shell scripts/record.sh", 'SET far.1 "2020-01-01 00:00:00"']
+        )
+        remote = ServerProcess(
+            running.server.workdir,
+            {"dispatcher": {"endpoint": dispatcher}},
+            command="runner",
+            runtime_dir=running.server.runtime_dir,  # storage stays on its ipc:// socket
+        ).start()
+        eventually(lambda: [job_id for job_id, _ in ran(running)] == ["far.1"], timeout=10)
+    finally:
+        if remote is not None:
+            remote.stop()
         running.server.stop()

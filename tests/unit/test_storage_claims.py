@@ -88,6 +88,14 @@ def test_due_jobs_are_claimed_in_due_order_and_triggered(engine: Engine) -> None
     assert (job.lease_until_us, job.owner) == (NOW + LEASE, "dispatcher:d1")
 
 
+def test_the_next_due_time_includes_the_lease_a_claim_starts(engine: Engine) -> None:
+    """Else a run whose runner dies before renewing its lease would never be claimed again."""
+    set_job(engine, "app.1", NOW)
+    assert claim(engine).next_due_us == NOW + LEASE
+    set_job(engine, "app.2", NOW + 5)
+    assert claim(engine).next_due_us == NOW + 5
+
+
 def test_due_time_is_inclusive_and_lookahead_claims_early(engine: Engine) -> None:
     set_job(engine, "app.now", NOW)
     set_job(engine, "app.soon", NOW + 20_000)
