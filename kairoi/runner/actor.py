@@ -24,6 +24,7 @@ _log = log.get("kairoi.runner")
 HEARTBEAT_SECONDS = 1.0
 RESEND_SECONDS = 1.0
 STOP_GRACE_SECONDS = 2.0
+FINAL_STRETCH_US = 1_000
 
 
 class Runner:
@@ -105,11 +106,15 @@ class Runner:
         self._start_at_due(run)
 
     def _start_at_due(self, run: messages.Execute) -> None:
+        """Start ``run`` at its due time: never before, and within a loop turn after."""
         early_us = run.due_us - self._clock.now_us()
-        if early_us > 0:  # never start a run before its time
-            asyncio.get_running_loop().call_later(early_us / 1e6, self._start_at_due, run)
-            return
-        self._spawn(self._execute(run))
+        loop = asyncio.get_running_loop()
+        if early_us > FINAL_STRETCH_US:  # timers are only millisecond-precise: wake up early
+            loop.call_later((early_us - FINAL_STRETCH_US) / 1e6, self._start_at_due, run)
+        elif early_us > 0:  # the last stretch: look at the clock on every loop turn
+            loop.call_soon(self._start_at_due, run)
+        else:
+            self._spawn(self._execute(run))
 
     async def _execute(self, run: messages.Execute) -> None:
         started_us = self._clock.now_us()
