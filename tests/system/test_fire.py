@@ -316,3 +316,23 @@ def test_a_runner_on_another_host_connects_over_tcp(tmp_path: Path) -> None:
         if remote is not None:
             remote.stop()
         running.server.stop()
+
+
+def test_set_on_a_running_job_is_a_conflict_and_changes_nothing(tmp_path: Path) -> None:
+    running = fast_server(tmp_path)
+    try:
+        write_script(running, "slow.sh", 'echo "start" >> log.txt\nsleep 1.5\n')
+        send(
+            running, ["RULE SET r slow. shell scripts/slow.sh", 'SET slow.1 "2020-01-01 00:00:00"']
+        )
+        log = running.server.workdir / "log.txt"
+        eventually(log.exists)
+        (reply,) = send(running, ['SET slow.1 "2030-01-01 00:00:00"'])
+        assert reply.startswith(b"0 ERROR conflict \"job 'slow.1' is running")
+        time.sleep(2.5)
+    finally:
+        jobs = final_jobs(running, ["slow.1"])
+    job = jobs["slow.1"]
+    assert (
+        job is not None and job.status is JobStatus.EXECUTED and job.due_us < 2_000_000_000_000_000
+    )

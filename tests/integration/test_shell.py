@@ -1,0 +1,107 @@
+"""The /bin/sh adapter, with real scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from kairoi.runner.shell import INSTANCE_ENV, RUNNER_ENV, ScriptResult, ShellScripts, kill_leftovers
+
+
+def run(script: Path, timeout: float = 0.0, output_bytes: int = 4096) -> tuple[ScriptResult, float]:
+    async def go() -> tuple[ScriptResult, float]:
+        scripts = ShellScripts("test-runner", "i1", timeout, output_bytes)
+        started = time.monotonic()
+        try:
+            return await scripts.run(str(script), "job.1", 7), time.monotonic() - started
+        finally:
+            scripts.close()
+
+    return asyncio.run(go())
+
+
+def script(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "s.sh"
+    path.write_text(body)
+    return path
+
+
+def test_arguments_and_environment(tmp_path: Path) -> None:
+    result, _ = run(script(tmp_path, 'echo "$0|$1|$#|$KAIROI_JOB_ID|$KAIROI_RUN|$KAIROI_RUNNER"\n'))
+    assert result == ScriptResult(
+        0, "", bytearray(f"{tmp_path}/s.sh|job.1|1|job.1|7|test-runner\n".encode())
+    )
+    assert result.succeeded
+
+
+def test_non_zero_exit_is_a_failure(tmp_path: Path) -> None:
+    result, _ = run(script(tmp_path, "echo oops >&2\nexit 3\n"))
+    assert (result.exit_code, result.reason, bytes(result.output)) == (
+        3,
+        "exit status 3",
+        b"oops\n",
+    )
+    assert not result.succeeded
+
+
+def test_missing_script_is_a_failure(tmp_path: Path) -> None:
+    result, _ = run(tmp_path / "absent.sh")
+    assert result.exit_code == 2 and not result.succeeded
+    assert b"absent.sh" in result.output
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    result, took = run(script(tmp_path, "sleep 51.5 &\nsleep 51.5\n"), timeout=0.5)
+    assert result.exit_code is None and result.reason.startswith("timed out after 0.5s")
+    assert took < 2
+    time.sleep(0.1)
+    assert (
+        b"sleep 51.5"
+        not in subprocess.run(["ps", "-eo", "args"], capture_output=True, check=True).stdout
+    )
+
+
+def test_a_background_child_does_not_hold_the_run(tmp_path: Path) -> None:
+    result, took = run(script(tmp_path, "sleep 3 &\necho done\n"))
+    assert result.succeeded and result.output == b"done\n"
+    assert took < 1
+
+
+def test_output_keeps_only_its_tail(tmp_path: Path) -> None:
+    result, _ = run(script(tmp_path, "seq 1 100000\necho end\n"), output_bytes=16)
+    assert len(result.output) == 16 and result.output.endswith(b"end\n")
+
+
+def test_a_script_killed_by_a_signal(tmp_path: Path) -> None:
+    result, _ = run(script(tmp_path, "kill -TERM $$\n"))
+    assert result.reason == "killed by SIGTERM" and not result.succeeded
+
+
+def test_leftovers_of_an_earlier_instance_are_killed() -> None:
+    env = {**os.environ, RUNNER_ENV: "leftover-test", INSTANCE_ENV: "old"}
+    old = subprocess.Popen(["sleep", "30"], env=env)
+    other = subprocess.Popen(["sleep", "30"], env={**env, RUNNER_ENV: "someone-else"})
+    try:
+        assert kill_leftovers("leftover-test", "new") == 1
+        assert old.wait(5) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_many_scripts_at_once(tmp_path: Path) -> None:
+    path = script(tmp_path, "exit 0\n")
+
+    async def go() -> list[ScriptResult]:
+        scripts = ShellScripts("test-runner", "i1", 0, 64)
+        try:
+            return await asyncio.gather(*(scripts.run(str(path), f"j{i}", 1) for i in range(50)))
+        finally:
+            scripts.close()
+
+    assert all(result.succeeded for result in asyncio.run(go()))
