@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import accept
+from benchmarks import accept, fire
 
 
 def test_accept_benchmark_runs() -> None:
@@ -10,3 +10,11 @@ def test_accept_benchmark_runs() -> None:
     assert figures["pipelined_sets"] == 300
     assert figures["sets_per_second"] > 0
     assert 0 < figures["rtt_p50_ms"] <= figures["rtt_p99_ms"]
+
+
+def test_fire_benchmark_runs() -> None:
+    figures = fire.run(jobs=20, spread_seconds=0.5, concurrency=4)
+    assert figures["jobs"] == 20
+    assert 0 <= figures["spread_p50_ms"] <= figures["spread_max_ms"]
+    assert 0 <= figures["burst_p50_ms"] <= figures["burst_max_ms"]
+    assert figures["executions_per_second"] > 0 and figures["ceiling_per_second"] > 0
