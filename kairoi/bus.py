@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import zmq
@@ -35,6 +35,17 @@ def _configure(socket: zmq.Socket[Any], linger_ms: int) -> None:
     socket.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
     socket.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
     socket.setsockopt(zmq.LINGER, linger_ms)
+
+
+def _bind(socket: zmq.Socket[Any], endpoint: str, close: Callable[[], None]) -> str:
+    """Bind ``socket``; what was really bound (``tcp://HOST:*`` picks a free port)."""
+    try:
+        _prepare(endpoint)
+        socket.bind(endpoint)
+    except (zmq.ZMQError, OSError) as exc:
+        close()
+        raise BusError(f"cannot bind {endpoint}: {exc}") from exc
+    return socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
 def _decode(frames: Sequence[bytes], endpoint: str) -> list[messages.Item] | None:
@@ -67,18 +78,10 @@ class ReplyServer:
     """
 
     def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         _configure(self._socket, linger_ms=1_000)
-        try:
-            _prepare(endpoint)
-            self._socket.bind(endpoint)
-        except (zmq.ZMQError, OSError) as exc:
-            self.close()
-            raise BusError(f"cannot bind {endpoint}: {exc}") from exc
-        # What was really bound: tcp://HOST:* picks a free port.
-        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint = _bind(self._socket, endpoint, self.close)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
 
@@ -172,13 +175,7 @@ class Router:
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         _configure(self._socket, linger_ms=0)
-        try:
-            _prepare(endpoint)
-            self._socket.bind(endpoint)
-        except (zmq.ZMQError, OSError) as exc:
-            self.close()
-            raise BusError(f"cannot bind {endpoint}: {exc}") from exc
-        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint = _bind(self._socket, endpoint, self.close)
 
     async def receive(self) -> tuple[bytes, list[messages.Item]]:
         """The next decodable batch and the identity of its sender."""

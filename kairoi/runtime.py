@@ -36,6 +36,15 @@ def run_async(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, for the running asyncio loop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
 def set_title(argv: list[str]) -> None:
     """Show this process in ``ps`` as ``kairoi <command> …``."""
     setproctitle.setproctitle(" ".join(["kairoi", *argv]))

@@ -10,7 +10,6 @@ behind a busy runner while another is idle. A runner is never sent more than it 
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from collections import deque
@@ -20,6 +19,7 @@ from kairoi import log, messages
 from kairoi.bus import RequestClient, Router
 from kairoi.clock import Clock, SystemClock
 from kairoi.config import Config
+from kairoi.runtime import stop_on_signals
 
 _log = log.get("kairoi.dispatcher")
 CLAIM_TIMEOUT_SECONDS = 2.0
@@ -205,10 +205,7 @@ class Dispatcher:
 
 async def run(config: Config) -> None:
     """Dispatch until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     router = Router(config.dispatcher_endpoint)
     storage = RequestClient(config.storage_endpoint)
     try:

@@ -9,7 +9,6 @@ earlier OK. Backpressure instead of buffering: a connection stops being read whi
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections import deque
 from typing import cast
 
@@ -19,6 +18,7 @@ from kairoi.config import Config, parse_listen
 from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend import kcp
 from kairoi.frontend.instructions import InstructionReader, ScriptPolicy
+from kairoi.runtime import stop_on_signals
 
 _log = log.get("kairoi.frontend")
 SHUTDOWN_GRACE_SECONDS = 3.0
@@ -279,10 +279,7 @@ class Frontend:
 
 async def run(config: Config) -> None:
     """Serve KCP until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     client = RequestClient(config.storage_endpoint)
     try:
         await Frontend(config, client).serve(stop)

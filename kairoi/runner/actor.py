@@ -9,7 +9,6 @@ acknowledges it; storage ignores a second copy. While a run lasts, its lease is 
 from __future__ import annotations
 
 import asyncio
-import signal
 import uuid
 from collections.abc import Coroutine
 from typing import Any
@@ -19,6 +18,7 @@ from kairoi.bus import RequestClient
 from kairoi.clock import Clock, SystemClock
 from kairoi.config import Config
 from kairoi.runner.shell import ScriptResult, ShellScripts, kill_leftovers
+from kairoi.runtime import stop_on_signals
 
 _log = log.get("kairoi.runner")
 HEARTBEAT_SECONDS = 1.0
@@ -228,10 +228,7 @@ def _reason(result: ScriptResult) -> str:
 
 async def run(config: Config, name: str) -> None:
     """Run until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     dispatcher = RequestClient(config.dispatcher_endpoint)
     storage = RequestClient(config.storage_endpoint)
     try:

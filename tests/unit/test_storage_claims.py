@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,11 @@ from kairoi import messages
 from kairoi.clock import FakeClock
 from kairoi.domain import JobStatus
 from kairoi.storage.engine import Engine
-from kairoi.storage.kv import KeyValueStore, MemoryStore
+from kairoi.storage.kv import KeyValueStore
 from kairoi.storage.rocks import RocksStore
 
 LEASE = 10_000_000
 NOW = 1_000_000_000
-
-
-@pytest.fixture(params=["memory", "rocksdb"])
-def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyValueStore]:
-    store: KeyValueStore = (
-        MemoryStore() if request.param == "memory" else RocksStore(str(tmp_path / "db"))
-    )
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -15,15 +14,6 @@ from kairoi.storage import codec, keys
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import KeyValueStore, MemoryStore
 from kairoi.storage.rocks import RocksStore
-
-
-@pytest.fixture(params=["memory", "rocksdb"])
-def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyValueStore]:
-    store: KeyValueStore = (
-        MemoryStore() if request.param == "memory" else RocksStore(str(tmp_path / "db"))
-    )
-    yield store
-    store.close()
 
 
 def set_job(job_id: str, due_us: int) -> messages.SetJob:
