@@ -88,6 +88,16 @@ def test_name_without_extension_finds_the_toml_file(tmp_path: Path) -> None:
         ),
         ("[runners.shell]\nallow = ['']\n", "must not hold an empty pattern"),
         ("log = 1\n", "'log' must be a table"),
+        ("[dispatcher]\nendpoint = 'udp://x'\n", "'dispatcher.endpoint' must be ipc://PATH"),
+        ("[dispatcher]\nlookahead = -0.1\n", "'dispatcher.lookahead' must be within 0"),
+        ("[dispatcher]\nlookahead = 5\n", "'dispatcher.lookahead' must be within 0"),
+        ("[dispatcher]\nclaim_batch = 0\n", "'dispatcher.claim_batch' must be at least 1"),
+        ("[runners]\nprocesses = -1\n", "'runners.processes' must be at least 0"),
+        ("[runners]\nlease = 0.1\n", "'runners.lease' must be at least 0.3 seconds"),
+        ("[runners]\nlease = '10'\n", "'runners.lease' must be a number"),
+        ("[runners.shell]\nconcurrency = 0\n", "'runners.shell.concurrency' must be at least 1"),
+        ("[runners.shell]\ntimeout = -1\n", "'runners.shell.timeout' must be 0"),
+        ("[runners.shell]\noutput_bytes = -1\n", "'runners.shell.output_bytes' must be at least 0"),
         ("[controller\n", "not valid TOML"),
     ],
 )
@@ -101,6 +111,17 @@ def test_error_names_the_file(tmp_path: Path) -> None:
     path.write_text("[log]\nlevel = 3\n")
     with pytest.raises(ConfigError, match=f"^{path}: 'log.level' must be a string"):
         config.load(path)
+
+
+def test_runner_settings() -> None:
+    settings = config.parse(
+        "[runners]\nprocesses = 3\nlease = 2\n[runners.shell]\ntimeout = 1.5\nconcurrency = 4\n"
+        "[dispatcher]\nlookahead = 0.1\nendpoint = 'tcp://0.0.0.0:7100'\n"
+    )
+    assert (settings.runners.processes, settings.runners.lease) == (3, 2.0)
+    assert (settings.runners.shell.timeout, settings.runners.shell.concurrency) == (1.5, 4)
+    assert settings.dispatcher_endpoint == "tcp://0.0.0.0:7100"
+    assert config.Config().dispatcher_endpoint == "ipc://var/run/dispatcher.sock"
 
 
 def test_tcp_storage_endpoint() -> None:
