@@ -75,11 +75,21 @@ class ShellRunnerConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AmqpRunnerConfig:
+    max_connections: int = 16
+    """Connections open at once; the least recently used idle one is closed to make room."""
+    connect_timeout: float = 5.0
+    publish_timeout: float = 5.0
+    """Seconds to wait for the broker's confirmation of a message."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunnersConfig:
     processes: int = 1
     lease: float = 10.0
     """Seconds a run stays claimed without news from its runner (renewed every third)."""
     shell: ShellRunnerConfig = field(default_factory=ShellRunnerConfig)
+    amqp: AmqpRunnerConfig = field(default_factory=AmqpRunnerConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,6 +218,10 @@ def _validate_seconds(config: Config) -> None:
         raise ConfigError("'dispatcher.lookahead' must be within 0 and a third of runners.lease")
     if not config.runners.shell.timeout >= 0:
         raise ConfigError("'runners.shell.timeout' must be 0 (no limit) or a number of seconds")
+    _at_least("runners.amqp.max_connections", config.runners.amqp.max_connections, 1)
+    for key in ("connect_timeout", "publish_timeout"):
+        if not getattr(config.runners.amqp, key) > 0:
+            raise ConfigError(f"'runners.amqp.{key}' must be a number of seconds above 0")
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,3 +51,19 @@ def server(tmp_path: Path) -> Iterator[Running]:
     running = start_server(tmp_path)
     yield running
     running.server.stop()
+
+
+RABBITMQ_DSN = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    """The local RabbitMQ's DSN; skips (fails under CI=true) when it is not running."""
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError as exc:
+        reason = f"RabbitMQ is not reachable at 127.0.0.1:5672 ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must run the AMQP tests")
+        pytest.skip(f"{reason}; start it to run the AMQP tests")
+    return RABBITMQ_DSN

@@ -17,6 +17,7 @@ from kairoi import log, messages
 from kairoi.bus import RequestClient
 from kairoi.clock import Clock, SystemClock
 from kairoi.config import Config
+from kairoi.runner.amqp import AmqpPublisher
 from kairoi.runner.shell import ScriptResult, ShellScripts, kill_leftovers
 from kairoi.runtime import stop_on_signals
 
@@ -44,6 +45,7 @@ class Runner:
         self._storage = storage
         self._clock = clock or SystemClock()
         self._shell = config.runners.shell
+        self._amqp = config.runners.amqp
         self._runs: dict[tuple[str, int], messages.Execute] = {}  # taken: waiting or running
         self._unacked: dict[int, messages.Request] = {}
         self._outgoing: list[messages.Item] = []
@@ -57,8 +59,11 @@ class Runner:
         return f"runner:{self.name}:{self.instance}"
 
     async def serve(self, stop: asyncio.Event) -> None:
-        shell = self._shell
+        shell, amqp = self._shell, self._amqp
         self._scripts = ShellScripts(self.name, self.instance, shell.timeout, shell.output_bytes)
+        self._publisher = AmqpPublisher(
+            amqp.max_connections, amqp.connect_timeout, amqp.publish_timeout
+        )
         leftovers = kill_leftovers(self.name, self.instance)
         _log.info(
             "service.ready", name=self.name, instance=self.instance, capacity=self.capacity,
@@ -72,6 +77,7 @@ class Runner:
             self._every(self._renew_seconds, self._renew),
             self._every(RESEND_SECONDS, self._resend),
             self._hello_on_connect(),
+            self._resend_on_connect(),
         ]
         background = [asyncio.create_task(loop) for loop in loops]
         await stop.wait()
@@ -80,6 +86,7 @@ class Runner:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         self._scripts.close()
+        await self._publisher.close()
 
     async def _stop(self) -> None:
         """Kill every script (its run goes to another runner), deliver what is owed, stop."""
@@ -145,9 +152,15 @@ class Runner:
         )
 
     async def _run(self, run: messages.Execute) -> ScriptResult:
-        if run.runner != "shell" or len(run.arguments) != 1:
-            return ScriptResult(None, f"this runner cannot run {run.runner!r} rules", b"")
-        return await self._scripts.run(run.arguments[0], run.job_id, run.run)
+        match run.runner, run.arguments:
+            case "shell", (script,):
+                return await self._scripts.run(script, run.job_id, run.run)
+            case "amqp", (dsn, exchange, routing_key):
+                body = run.job_id.encode()
+                reason = await self._publisher.publish(dsn, exchange, routing_key, body)
+                return ScriptResult(None if reason else 0, reason, b"")
+            case _:
+                return ScriptResult(None, f"this runner cannot run {run.runner!r} rules", b"")
 
     def _free_slot(self) -> None:
         self._freed += 1
@@ -169,6 +182,11 @@ class Runner:
     async def _hello_on_connect(self) -> None:
         async for _ in self._dispatcher.connections():
             self._hello()
+
+    async def _resend_on_connect(self) -> None:
+        """What could not be sent while storage was away goes as soon as it is back."""
+        async for _ in self._storage.connections():
+            self._resend()
 
     # Requests to storage: sent again until acknowledged.
 
