@@ -6,11 +6,12 @@ import argparse
 import json
 import os
 import platform
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, fire
+from benchmarks import accept, amqp, fire
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -21,7 +22,7 @@ def main() -> None:
     parser.add_argument("--rtts", type=int, default=5_000, help="single-request round trips")
     parser.add_argument("--jobs", type=int, default=2_000, help="jobs per fire-path workload")
     parser.add_argument("--spread", type=float, default=10.0, help="seconds the spread jobs span")
-    parser.add_argument("--only", choices=["accept", "fire"], help="run one group only")
+    parser.add_argument("--only", choices=["accept", "fire", "amqp"], help="run one group only")
     options = parser.parse_args()
     stamp = time.strftime("%Y%m%dT%H%M%S")
     if options.only in (None, "accept"):
@@ -49,6 +50,27 @@ def main() -> None:
             ("  ratio to the ceiling", figures["executions_vs_ceiling"], "target >= 0.8"),
         ])  # fmt: skip
         _keep("fire", stamp, figures)
+    if options.only in (None, "amqp"):
+        _amqp(options, stamp)
+
+
+def _amqp(options: argparse.Namespace, stamp: str) -> None:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError as exc:
+        print(f"\namqp runner: skipped, RabbitMQ is not reachable at 127.0.0.1:5672 ({exc})")
+        return
+    figures = amqp.run(jobs=options.jobs, spread_seconds=options.spread)
+    jobs = figures["jobs"]
+    _table(f"amqp runner (confirmed, concurrency {figures['concurrency']})", [
+        ("confirmed publishes/s", f"{figures['publishes_per_second']:,}", "target >= 10,000"),
+        (f"{jobs} due at one instant: lateness p50 (ms)", figures["burst_p50_ms"], ""),
+        ("  max (ms)", figures["burst_max_ms"], "target <= 300 (BullMQ: 335 p99)"),
+        (f"{jobs} spread over {options.spread:g} s: lateness p50 (ms)",
+         figures["spread_p50_ms"], ""),
+        ("  p99 (ms)", figures["spread_p99_ms"], "target <= 5"),
+    ])  # fmt: skip
+    _keep("amqp", stamp, figures)
 
 
 def _table(title: str, rows: list[tuple[str, Any, str]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +130,22 @@ def test_a_malformed_dsn_is_refused_when_the_rule_is_set(amqp_server: Running) -
     )
     assert b"pw" not in replies[1]
     assert replies[2].startswith(b"2 ERROR invalid \"invalid AMQP DSN 'amqp://': it names no host")
+
+
+def test_a_silent_broker_does_not_hold_up_other_brokers(amqp_server: Running, queue: Queue) -> None:
+    """Fault 15: the reference published on its one dispatch thread, so a slow broker stalled
+    every run."""
+    with socket.socket() as silent:  # accepts connections (kernel backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        silent_dsn = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/"
+        lines = [rule(queue, "amqp.slow.", dsn=silent_dsn), rule(queue, "amqp.fast.")]
+        lines += [f"SET amqp.slow.{i} {PAST}" for i in range(3)]
+        lines += [f"SET amqp.fast.{i} {PAST}" for i in range(50)]
+        started = time.monotonic()
+        send(amqp_server, lines)
+        assert len(queue.take(50, timeout=10)) == 50
+        assert time.monotonic() - started < 1.5, "delivered while the silent broker hangs"
+        (stalled,) = recorded(amqp_server, "amqp.slow.0")
+    assert stalled["status"] == "FAILED"
+    assert "timed out" in stalled["reason"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import accept, fire
+from benchmarks import accept, amqp, fire
 
 
 def test_accept_benchmark_runs() -> None:
@@ -18,3 +18,10 @@ def test_fire_benchmark_runs() -> None:
     assert 0 <= figures["spread_p50_ms"] <= figures["spread_max_ms"]
     assert 0 <= figures["burst_p50_ms"] <= figures["burst_max_ms"]
     assert figures["executions_per_second"] > 0 and figures["ceiling_per_second"] > 0
+
+
+def test_amqp_benchmark_runs(rabbitmq: str) -> None:
+    figures = amqp.run(jobs=20, spread_seconds=0.5, concurrency=4)
+    assert figures["publishes_per_second"] > 0
+    assert 0 <= figures["spread_p50_ms"] <= figures["spread_max_ms"]
+    assert 0 <= figures["burst_p50_ms"] <= figures["burst_max_ms"]
