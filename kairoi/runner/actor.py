@@ -26,6 +26,7 @@ HEARTBEAT_SECONDS = 1.0
 RESEND_SECONDS = 1.0
 STOP_GRACE_SECONDS = 2.0
 FINAL_STRETCH_US = 1_000
+COALESCE_SECONDS = 0.0005
 
 
 class Runner:
@@ -164,8 +165,8 @@ class Runner:
 
     def _free_slot(self) -> None:
         self._freed += 1
-        if self._freed == 1:  # one SlotsFreed for every run that ends in this loop turn
-            asyncio.get_running_loop().call_soon(self._send_freed)
+        if self._freed == 1:  # one SlotsFreed for every run that ends within the window
+            asyncio.get_running_loop().call_later(COALESCE_SECONDS, self._send_freed)
 
     def _send_freed(self) -> None:
         freed, self._freed = self._freed, 0
@@ -195,7 +196,7 @@ class Runner:
         self._last_correlation += 1
         self._unacked[self._last_correlation] = request
         if not self._outgoing:
-            asyncio.get_running_loop().call_soon(self._send_outgoing)
+            asyncio.get_running_loop().call_later(COALESCE_SECONDS, self._send_outgoing)
         self._outgoing.append((self._last_correlation, request))
 
     def _send_outgoing(self) -> None:
