@@ -55,12 +55,6 @@ class InternalError(KairoiError):
     code = "internal"
 
 
-ERRORS_BY_CODE: dict[str, type[KairoiError]] = {
-    cls.code: cls
-    for cls in (InvalidRequest, Forbidden, Conflict, NotFound, Unavailable, InternalError)
-}
-
-
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file or key."""
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+
+from kairoi.domain import Job
+from kairoi.storage.engine import Engine
+from kairoi.storage.rocks import RocksStore
 
 T = TypeVar("T")
 
@@ -19,3 +24,13 @@ def eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout}s: {check}")
         time.sleep(interval)
+
+
+def read_jobs(data_dir: Path, job_ids: list[str]) -> dict[str, Job | None]:
+    """The jobs of a stopped server, read from its database."""
+    store = RocksStore(str(data_dir))
+    try:
+        engine = Engine(store, fsync=False)
+        return {job_id: engine.job(job_id) for job_id in job_ids}
+    finally:
+        store.close()

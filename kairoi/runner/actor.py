@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from kairoi import log, messages
@@ -224,7 +224,7 @@ class Runner:
 
     # Plumbing.
 
-    async def _every(self, seconds: float, action: Any) -> None:
+    async def _every(self, seconds: float, action: Callable[[], None]) -> None:
         while True:
             action()
             await asyncio.sleep(seconds)

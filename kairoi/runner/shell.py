@@ -13,8 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,18 +127,6 @@ class _Child:
         os.close(self._pidfd)
         self.exit_code = os.waitstatus_to_exitcode(status)
         self.exited.set_result(None)
-
-
-def watch_children_with_pidfd() -> None:
-    """For asyncio's own subprocesses: learn of exits through pidfds, not a thread per child
-    (Python 3.11's default; 3.12 and later choose pidfds by themselves)."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
 
 
 def _status(code: int | None) -> str:

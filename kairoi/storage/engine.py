@@ -106,7 +106,7 @@ class Engine:
         return self._jobs.get(job_id)
 
     def rule_for(self, job_id: str) -> Rule | None:
-        rules = {**self.rules, **self._rule_changes}
+        rules = {**self.rules, **self._rule_changes} if self._rule_changes else self.rules
         return match_rule(rules.values(), job_id)
 
     def _due_at(self, due_us: int) -> None:

@@ -15,10 +15,8 @@ import pytest
 
 from kairoi.client.server import ServerProcess
 from kairoi.domain import Job, JobStatus
-from kairoi.storage.engine import Engine
-from kairoi.storage.rocks import RocksStore
 from tests.conftest import Running, start_server
-from tests.support import eventually
+from tests.support import eventually, read_jobs
 
 RECORD = 'echo "$1 $(date +%s%N)" >> ran.txt\n'
 """A script that records its job id and the instant it started, in nanoseconds."""
@@ -62,12 +60,7 @@ def ran(running: Running) -> list[tuple[str, int]]:
 def final_jobs(running: Running, job_ids: list[str]) -> dict[str, Job | None]:
     """Stop the server gracefully, then read the jobs from its database."""
     assert running.server.stop() == 0
-    store = RocksStore(str(running.server.data_dir))
-    try:
-        engine = Engine(store, fsync=False)
-        return {job_id: engine.job(job_id) for job_id in job_ids}
-    finally:
-        store.close()
+    return read_jobs(running.server.data_dir, job_ids)
 
 
 def statuses(jobs: dict[str, Job | None]) -> dict[str, JobStatus | None]:

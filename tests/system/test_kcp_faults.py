@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 from kairoi.client.kcp import KcpClient
-from kairoi.storage.engine import Engine
-from kairoi.storage.rocks import RocksStore
 from tests.conftest import Running
+from tests.support import read_jobs
 
 WHEN = b'"2030-01-01 00:00:00"'
 
@@ -93,11 +92,7 @@ def test_utf8_character_split_across_reads(server: Running) -> None:
             time.sleep(0.05)
         assert read_lines(sock, 1) == ["é OK\n".encode()]
     server.server.stop()
-    store = RocksStore(str(server.server.data_dir))
-    try:
-        assert Engine(store, fsync=False).job("café") is not None
-    finally:
-        store.close()
+    assert read_jobs(server.server.data_dir, ["café"])["café"] is not None
 
 
 def test_reply_id_that_needs_quoting_is_quoted(shared_server: Running) -> None:

@@ -17,10 +17,8 @@ import pytest
 from kairoi import __version__
 from kairoi.client.kcp import KcpClient
 from kairoi.client.server import ServerProcess
-from kairoi.storage.engine import Engine
-from kairoi.storage.rocks import RocksStore
 from tests.conftest import Running, start_server
-from tests.support import eventually
+from tests.support import eventually, read_jobs
 
 WHEN = b'"2030-01-01 00:00:00"'
 
@@ -48,12 +46,8 @@ def alive(pid: int) -> bool:
 
 def stored_jobs(data_dir: Path, job_ids: list[str]) -> list[str]:
     """The ids among ``job_ids`` found in the database, read offline."""
-    store = RocksStore(str(data_dir))
-    try:
-        engine = Engine(store, fsync=False)
-        return [job_id for job_id in job_ids if engine.job(job_id) is not None]
-    finally:
-        store.close()
+    jobs = read_jobs(data_dir, job_ids)
+    return [job_id for job_id in job_ids if jobs[job_id] is not None]
 
 
 def test_version_and_help() -> None:
