@@ -52,11 +52,12 @@ def set_title(argv: list[str]) -> None:
 
 def die_with_supervisor() -> None:
     """When started by ``kairoi serve``, receive SIGTERM if it dies (Linux only)."""
-    if os.environ.get(SUPERVISED_ENV) != str(os.getppid()) or not sys.platform.startswith("linux"):
+    supervisor = os.environ.pop(SUPERVISED_ENV, None)  # for this process, not its children
+    if supervisor is None or not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # the supervisor died before prctl took effect
+    if str(os.getppid()) != supervisor:  # it died while this process was still starting
         os.kill(os.getpid(), signal.SIGTERM)
 
 

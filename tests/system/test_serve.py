@@ -109,9 +109,12 @@ CHILDREN = ("storage", "runner-0", "dispatcher", "frontend")
 
 def test_processes_are_named_in_ps(server: Running) -> None:
     for name in CHILDREN:
-        cmdline = Path(f"/proc/{server.server.child_pid(name)}/cmdline").read_bytes()
+        path = Path(f"/proc/{server.server.child_pid(name)}/cmdline")
         command = f"runner --name {name}" if name.startswith("runner") else name
-        assert cmdline.replace(b"\0", b" ").startswith(f"kairoi {command} -c ".encode())
+        expected = f"kairoi {command} -c ".encode()
+        # A process names itself once its modules are loaded: wait for that, not for a guess.
+        eventually(lambda: path.read_bytes().replace(b"\0", b" ").startswith(expected))  # noqa: B023
+        assert path.read_bytes().replace(b"\0", b" ").startswith(expected)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
