@@ -66,7 +66,7 @@ class Consumer:
         self._thread.join(10)
 
 
-def run(jobs: int = 2000, spread_seconds: float = 10.0, concurrency: int = 16) -> dict[str, Any]:
+def run(jobs: int = 2000, spread_seconds: float = 10.0, concurrency: int = 512) -> dict[str, Any]:
     consumer = Consumer()
     try:
         with tempfile.TemporaryDirectory(prefix="kairoi-bench-") as scratch:

@@ -76,6 +76,8 @@ class ShellRunnerConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AmqpRunnerConfig:
+    concurrency: int = 1024
+    """Publishes a runner keeps in flight at once (awaiting the broker's confirmation)."""
     max_connections: int = 16
     """Connections open at once; the least recently used idle one is closed to make room."""
     connect_timeout: float = 5.0
@@ -206,6 +208,7 @@ def _validate(config: Config) -> None:
     _at_least("runners.processes", config.runners.processes, 0)
     _at_least("runners.shell.concurrency", config.runners.shell.concurrency, 1)
     _at_least("runners.shell.output_bytes", config.runners.shell.output_bytes, 0)
+    _at_least("runners.amqp.concurrency", config.runners.amqp.concurrency, 1)
     _validate_seconds(config)
     if not all(config.runners.shell.allow):
         raise ConfigError("'runners.shell.allow' must not hold an empty pattern")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from urllib.parse import urlsplit, urlunsplit
 
 MAX_STRING_BYTES = 65_535
 """The reference encodes every id, pattern and runner argument with a u16 length."""
@@ -59,26 +58,6 @@ class Rule:
     pattern: str
     """A byte-exact, case-sensitive prefix of the job ids this rule runs."""
     runner: Runner
-
-
-def check_amqp_dsn(dsn: str) -> None:
-    """Raise ValueError saying what is wrong with an ``amqp://`` or ``amqps://`` DSN."""
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("amqp", "amqps"):
-        raise ValueError("the scheme must be amqp:// or amqps://")
-    if not parts.hostname:
-        raise ValueError("it names no host")
-    parts.port  # noqa: B018 (raises ValueError for a port that is not a number in 0-65535)
-
-
-def mask_dsn(dsn: str) -> str:
-    """The DSN with its password replaced by ``***``: safe to log and to show."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def runner_arguments(runner: Runner) -> tuple[str, tuple[str, ...]]:

@@ -98,21 +98,26 @@ class Wakeup:
     due_us: int
 
 
+RUNNER_KINDS: Final = ("shell", "amqp")
+"""The kinds of run a runner takes, each with slots of its own; the order of the slot counts."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunnerHello:
-    """runner → dispatcher, every heartbeat: who it is and how many more runs it can take."""
+    """runner → dispatcher, every heartbeat: who it is and how many more runs of each kind
+    (``RUNNER_KINDS``) it can take."""
 
     name: str
     instance: str
-    capacity: int
-    free: int
+    capacity: tuple[int, ...]
+    free: tuple[int, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SlotsFreed:
-    """runner → dispatcher: ``count`` runs finished; send that many more."""
+    """runner → dispatcher: ``counts`` runs of each kind finished; send that many more."""
 
-    count: int
+    counts: tuple[int, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -164,8 +169,8 @@ TAGS: Final[dict[int, type[Message]]] = {
     13: RecordOutcome,
     50: Execute,
     51: Wakeup,
-    52: RunnerHello,
-    53: SlotsFreed,
+    54: RunnerHello,  # 52 and 53 were RunnerHello and SlotsFreed with one pool of slots
+    55: SlotsFreed,
     100: Ok,
     101: Failed,
     102: Claimed,

@@ -3,8 +3,10 @@
 It sleeps until the earliest due time storage announced (minus the lookahead), never polling;
 storage wakes it early when an earlier job is set. It claims as many runs as its runners have
 free slots for, plus as many again to hand out the moment a slot frees (without a round trip
-to storage), and hands each to the runner with the most free slots, so a due run never waits
-behind a busy runner while another is idle. A runner is never sent more than it has room for.
+to storage), and hands each to the runner with the most free slots of that run's kind (shell
+or amqp), so a due run never waits behind a busy runner while another is idle. A runner is
+never sent more runs of a kind than it has room for. While a claimed run waits here for a
+slot, the dispatcher renews its lease, so it is not taken for lost.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ RUNNER_SILENCE_SECONDS = 3.0
 class RunnerSlots:
     peer: bytes
     name: str
-    capacity: int
-    free: int
+    capacity: list[int]  # by kind, in the order of messages.RUNNER_KINDS
+    free: list[int]
     last_seen: float
 
 
@@ -47,8 +49,11 @@ class Dispatcher:
         self._clock = clock or SystemClock()
         self._lookahead_us = int(config.dispatcher.lookahead * 1_000_000)
         self._claim_batch = config.dispatcher.claim_batch
+        self._renew_seconds = config.runners.lease / 3
         self._runners: dict[bytes, RunnerSlots] = {}
-        self._queue: deque[messages.Execute] = deque()  # claimed, not yet handed out
+        self._queues: dict[str, deque[messages.Execute]] = {
+            kind: deque() for kind in messages.RUNNER_KINDS
+        }  # claimed, not yet handed out, by kind
         self._next_due_us: int | None = None
         self._synced = False  # whether storage has told us its next due time since we started
         self._claiming: asyncio.TimerHandle | None = None  # the timeout of the claim in flight
@@ -58,20 +63,21 @@ class Dispatcher:
     async def serve(self, stop: asyncio.Event) -> None:
         _log.info("service.ready", endpoint=self._router.endpoint, instance=self.instance)
         loops = [self._from_storage(), self._from_runners(), self._on_storage_connect()]
-        tasks = [asyncio.create_task(loop) for loop in (*loops, self._reap_silent_runners())]
+        loops += [self._reap_silent_runners(), self._renew_queued()]
+        tasks = [asyncio.create_task(loop) for loop in loops]
         await stop.wait()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        _log.info("service.stopping", unsent=len(self._queue))
+        _log.info("service.stopping", unsent=self._queued())
 
     # Claiming from storage.
 
     def _maybe_claim(self) -> None:
         if self._claiming is not None:
             return
-        room = min(self._free_slots() + self._capacity() - len(self._queue), self._claim_batch)
-        if room <= 0 or (self._queue and room < self._capacity() // 2):
+        room = min(self._room(), self._claim_batch)
+        if room <= 0 or (self._queued() and room < self._capacity() // 2):
             return  # enough in hand: claim in batches, not one storage write per run
         wake_us = None if self._next_due_us is None else self._next_due_us - self._lookahead_us
         if self._synced and (wake_us is None or wake_us > self._clock.now_us()):
@@ -89,7 +95,8 @@ class Dispatcher:
 
     def _claimed(self, claimed: messages.Claimed) -> None:
         self._end_claim()
-        self._queue.extend(claimed.runs)
+        for run in claimed.runs:
+            self._queues[run.runner if run.runner in self._queues else "shell"].append(run)
         self._next_due_us = claimed.next_due_us
         self._synced = True
         if claimed.runs:
@@ -133,6 +140,8 @@ class Dispatcher:
                         if self._next_due_us is None or due_us < self._next_due_us:
                             self._next_due_us = due_us
                         self._maybe_claim()
+                    case messages.Ok():
+                        pass  # a lease renewal was applied
                     case messages.Failed(reason=reason):
                         _log.error("storage.refused", reason=reason)
                         self._end_claim()
@@ -149,25 +158,43 @@ class Dispatcher:
 
     # Handing runs to runners.
 
-    def _free_slots(self) -> int:
-        return sum(runner.free for runner in self._runners.values())
+    def _queued(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
 
     def _capacity(self) -> int:
         """Runs the dispatcher may hold ready for slots that are about to free."""
-        return sum(runner.capacity for runner in self._runners.values())
+        return sum(sum(runner.capacity) for runner in self._runners.values())
+
+    def _room(self) -> int:
+        """Runs to claim: for each kind, its free slots and as many again, less what is held."""
+        room = 0
+        for kind, queue in enumerate(self._queues.values()):
+            free = sum(r.free[kind] + r.capacity[kind] for r in self._runners.values())
+            room += max(0, free - len(queue))
+        return room
 
     def _hand_out(self) -> None:
         batches: dict[bytes, list[messages.Item]] = {}
-        while self._queue and self._runners:
-            runner = max(self._runners.values(), key=lambda slots: slots.free)
-            if runner.free <= 0:
-                break
-            runner.free -= 1
-            batches.setdefault(runner.peer, []).append((0, self._queue.popleft()))
+        for kind, queue in enumerate(self._queues.values()):
+            while queue and self._runners:
+                runner = max(self._runners.values(), key=lambda slots: slots.free[kind])
+                free = runner.free[kind]
+                if free <= 0:
+                    break
+                taken = [queue.popleft() for _ in range(min(free, len(queue)))]
+                runner.free[kind] -= len(taken)
+                batches.setdefault(runner.peer, []).extend((0, run) for run in taken)
         for peer, items in batches.items():
             if not self._router.send(peer, items):
-                self._queue.extendleft(reversed([run for _, run in items]))  # type: ignore[misc]
-                self._runners[peer].free += len(items)
+                self._give_back(peer, [run for _, run in items])  # type: ignore[misc]
+
+    def _give_back(self, peer: bytes, runs: list[messages.Execute]) -> None:
+        """Runs that could not be sent to ``peer``: first in line again, its slots free."""
+        runner = self._runners[peer]
+        for run in reversed(runs):
+            kind = run.runner if run.runner in self._queues else "shell"
+            self._queues[kind].appendleft(run)
+            runner.free[messages.RUNNER_KINDS.index(kind)] += 1
 
     async def _from_runners(self) -> None:
         while True:
@@ -176,8 +203,10 @@ class Dispatcher:
                 match message:
                     case messages.RunnerHello():
                         self._hello(peer, message)
-                    case messages.SlotsFreed(count=count) if peer in self._runners:
-                        self._runners[peer].free += count
+                    case messages.SlotsFreed(counts=counts) if peer in self._runners:
+                        free = self._runners[peer].free
+                        for kind, count in enumerate(counts[: len(free)]):
+                            free[kind] += count
                     case _:
                         continue
             self._hand_out()
@@ -186,12 +215,26 @@ class Dispatcher:
     def _hello(self, peer: bytes, hello: messages.RunnerHello) -> None:
         runner = self._runners.get(peer)
         if runner is None:
-            self._runners[peer] = RunnerSlots(
-                peer, hello.name, hello.capacity, hello.free, time.monotonic()
-            )
+            kinds = len(messages.RUNNER_KINDS)  # a kind the runner does not name: no slots
+            capacity = [*hello.capacity[:kinds], *[0] * (kinds - len(hello.capacity))]
+            free = [*hello.free[:kinds], *[0] * (kinds - len(hello.free))]
+            self._runners[peer] = RunnerSlots(peer, hello.name, capacity, free, time.monotonic())
             _log.info("runner.joined", name=hello.name, instance=hello.instance, free=hello.free)
         else:
             runner.last_seen = time.monotonic()
+
+    async def _renew_queued(self) -> None:
+        """Runs waiting here for a slot are not lost: keep their leases (ours) alive."""
+        while True:
+            await asyncio.sleep(self._renew_seconds)
+            held = [run for queue in self._queues.values() for run in queue]
+            if held:
+                renew = messages.RenewLeases(
+                    owner=f"dispatcher:{self.instance}",
+                    job_ids=tuple(run.job_id for run in held),
+                    runs=tuple(run.run for run in held),
+                )
+                self._storage.try_send([(0, renew)])
 
     async def _reap_silent_runners(self) -> None:
         while True:

@@ -11,7 +11,8 @@ import os
 from wcmatch import glob
 
 from kairoi import messages
-from kairoi.domain import MAX_STRING_BYTES, check_amqp_dsn, mask_dsn
+from kairoi.amqp.dsn import mask_dsn, parse_dsn
+from kairoi.domain import MAX_STRING_BYTES
 from kairoi.errors import Forbidden, InvalidRequest
 from kairoi.schedule import parse_reference_time
 
@@ -68,7 +69,7 @@ class InstructionReader:
                 return messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=script)
             case [rule_id, pattern, "amqp", dsn, exchange, routing_key]:
                 try:
-                    check_amqp_dsn(dsn)
+                    parse_dsn(dsn)
                 except ValueError as exc:
                     raise InvalidRequest(f"invalid AMQP DSN {mask_dsn(dsn)!r}: {exc}") from None
                 return messages.SetAmqpRule(

@@ -1,9 +1,11 @@
 """A runner process: takes runs from the dispatcher, starts each at its due time, reports.
 
-Flow control is by credit: the runner tells the dispatcher how many runs it can take
-(``RunnerHello`` on every heartbeat, ``SlotsFreed`` as runs end), and the dispatcher never
-sends more. A run is reported straight to storage and the report is sent again until storage
-acknowledges it; storage ignores a second copy. While a run lasts, its lease is renewed.
+Flow control is by credit, per kind of run: the runner tells the dispatcher how many runs of
+each kind it can take (``RunnerHello`` on every heartbeat, ``SlotsFreed`` as runs end), and the
+dispatcher never sends more. Scripts are few at once (each is a process); publishes are many
+(each is a message awaiting the broker's confirmation). A run is reported straight to storage
+and the report is sent again until storage acknowledges it; storage ignores a second copy.
+While a run lasts, its lease is renewed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ RESEND_SECONDS = 1.0
 STOP_GRACE_SECONDS = 2.0
 FINAL_STRETCH_US = 1_000
 COALESCE_SECONDS = 0.0005
+_KIND_INDEX = {kind: index for index, kind in enumerate(messages.RUNNER_KINDS)}
 
 
 class Runner:
@@ -40,7 +43,7 @@ class Runner:
     ) -> None:
         self.name = name
         self.instance = uuid.uuid4().hex[:12]
-        self.capacity = config.runners.shell.concurrency
+        self.capacity = (config.runners.shell.concurrency, config.runners.amqp.concurrency)
         self._renew_seconds = config.runners.lease / 3
         self._dispatcher = dispatcher
         self._storage = storage
@@ -51,7 +54,8 @@ class Runner:
         self._unacked: dict[int, messages.Request] = {}
         self._outgoing: list[messages.Item] = []
         self._last_correlation = 0
-        self._freed = 0
+        self._taken = [0] * len(messages.RUNNER_KINDS)  # runs held, by kind
+        self._freed = [0] * len(messages.RUNNER_KINDS)  # slots freed, not yet announced
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -67,7 +71,8 @@ class Runner:
         )
         leftovers = kill_leftovers(self.name, self.instance)
         _log.info(
-            "service.ready", name=self.name, instance=self.instance, capacity=self.capacity,
+            "service.ready", name=self.name, instance=self.instance,
+            capacity=dict(zip(messages.RUNNER_KINDS, self.capacity, strict=True)),
             leftovers_killed=leftovers,
         )  # fmt: skip
         self._request(messages.RunnerStarted(name=self.name, instance=self.instance))
@@ -108,8 +113,10 @@ class Runner:
                     self._accept(message)
 
     def _accept(self, run: messages.Execute) -> None:
-        if len(self._runs) >= self.capacity:
-            _log.warning("run.overbooked", job=run.job_id, run=run.run, capacity=self.capacity)
+        kind = _KIND_INDEX.get(run.runner, 0)
+        if self._taken[kind] >= self.capacity[kind]:
+            _log.warning("run.overbooked", job=run.job_id, run=run.run, runner=run.runner)
+        self._taken[kind] += 1
         self._runs[(run.job_id, run.run)] = run
         self._start_at_due(run)
 
@@ -130,7 +137,7 @@ class Runner:
             result = await self._run(run)
         finally:
             self._runs.pop((run.job_id, run.run), None)
-            self._free_slot()
+            self._free_slot(_KIND_INDEX.get(run.runner, 0))
         if self._stopping:
             return  # killed by the stop: the run is given up, to be run again
         finished_us = self._clock.now_us()
@@ -157,24 +164,28 @@ class Runner:
             case "shell", (script,):
                 return await self._scripts.run(script, run.job_id, run.run)
             case "amqp", (dsn, exchange, routing_key):
-                body = run.job_id.encode()
-                reason = await self._publisher.publish(dsn, exchange, routing_key, body)
+                body, message_id = run.job_id.encode(), f"{run.job_id}:{run.run}"
+                reason = await self._publisher.publish(dsn, exchange, routing_key, body, message_id)
                 return ScriptResult(None if reason else 0, reason, b"")
             case _:
                 return ScriptResult(None, f"this runner cannot run {run.runner!r} rules", b"")
 
-    def _free_slot(self) -> None:
-        self._freed += 1
-        if self._freed == 1:  # one SlotsFreed for every run that ends within the window
+    def _free_slot(self, kind: int) -> None:
+        self._taken[kind] -= 1
+        if not any(self._freed):  # one SlotsFreed for every run that ends within the window
             asyncio.get_running_loop().call_later(COALESCE_SECONDS, self._send_freed)
+        self._freed[kind] += 1
 
     def _send_freed(self) -> None:
-        freed, self._freed = self._freed, 0
+        freed, self._freed = tuple(self._freed), [0] * len(self._freed)
         if not self._stopping:
-            self._dispatcher.try_send([(0, messages.SlotsFreed(count=freed))])
+            self._dispatcher.try_send([(0, messages.SlotsFreed(counts=freed))])
 
     def _hello(self) -> None:
-        free = 0 if self._stopping else max(0, self.capacity - len(self._runs))
+        free = tuple(
+            0 if self._stopping else max(0, capacity - taken)
+            for capacity, taken in zip(self.capacity, self._taken, strict=True)
+        )
         hello = messages.RunnerHello(
             name=self.name, instance=self.instance, capacity=self.capacity, free=free
         )

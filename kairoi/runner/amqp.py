@@ -1,12 +1,13 @@
-"""The adapter for AMQP brokers (aio-pika): publish a job id, confirmed, or say why not.
+"""The AMQP runner's publisher: a job id to an exchange, confirmed, or the reason why not.
 
 One connection per DSN, at most ``max_connections`` open: the least recently used idle one is
 closed to make room (a connection with publishes under way is never closed under them; a new
-DSN waits for one to go idle). Each connection has one channel with publisher confirms, so a
-publish succeeds only once the broker has taken the message; messages are persistent and
-mandatory, so one that no queue would receive is a failure, not a silent loss. Any failure of
-the connection or channel drops it; the next publish opens a new one. Passwords never appear
-in reasons or logs.
+DSN waits for one to go idle). Each connection has one channel in confirm mode, so a publish
+succeeds only once the broker has taken the message; messages are persistent and mandatory,
+so one that no queue would receive is a failure, not a silent loss. An exchange is checked
+once per connection (a passive declare on a channel of its own), before the first publish to
+it. Any failure of the connection or its channel drops it; the next publish opens a new one.
+Passwords never appear in reasons or logs.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, OrderedDict
 
-import aio_pika
-import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from pamqp import commands as spec
 
 from kairoi import log
-from kairoi.domain import mask_dsn
+from kairoi.amqp.connection import AmqpError, ChannelHandler, Connection
+from kairoi.amqp.dsn import mask_dsn, parse_dsn
+from kairoi.amqp.publishing import ConfirmingChannel
 
 _log = log.get("kairoi.runner.amqp")
 
@@ -27,10 +28,14 @@ _log = log.get("kairoi.runner.amqp")
 class _Broker:
     """A connection to one DSN, its confirming channel and the exchanges checked on it."""
 
-    def __init__(self, connection: AbstractConnection, channel: AbstractChannel) -> None:
+    def __init__(self, connection: Connection, channel: ConfirmingChannel) -> None:
         self.connection = connection
         self.channel = channel
-        self.exchanges: dict[str, AbstractExchange] = {}
+        self.exchanges: dict[str, asyncio.Future[str]] = {}  # name -> "" or why it is unusable
+
+    @property
+    def usable(self) -> bool:
+        return self.connection.is_open and self.channel.ended is None
 
 
 class AmqpPublisher:
@@ -50,15 +55,29 @@ class AmqpPublisher:
     def open_connections(self) -> int:
         return len(self._brokers) + self._connecting
 
-    async def publish(self, dsn: str, exchange: str, routing_key: str, body: bytes) -> str:
-        """Publish ``body``; "" once the broker confirmed it, else the reason it was not."""
+    async def publish(
+        self, dsn: str, exchange: str, routing_key: str, body: bytes, message_id: str
+    ) -> str:
+        """Publish ``body``; "" once the broker confirmed it, else the reason it was not.
+        ``message_id`` tells a returned message from the others in flight: keep it unique."""
         self._users[dsn] += 1  # before any await: its connection is in use from now on
         try:
-            try:
-                broker = await self._broker(dsn)
-            except Exception as exc:  # every failure becomes the run's reason
-                return f"cannot connect to {mask_dsn(dsn)}: {_describe(exc)}"
-            return await self._publish(dsn, broker, exchange, routing_key, body)
+            broker = self._brokers.get(dsn)
+            if broker is None or not broker.usable:
+                try:
+                    broker = await self._broker(dsn)
+                except AmqpError as exc:
+                    return f"cannot connect to {mask_dsn(dsn)}: {exc}"
+            else:
+                self._brokers.move_to_end(dsn)
+            if unusable := await self._exchange(dsn, broker, exchange):
+                return unusable
+            outcome = broker.channel.publish(exchange, routing_key, body, message_id.encode())
+            reason = await outcome
+            if not reason or broker.usable:  # confirmed, or returned or refused: it answered
+                return reason
+            await self._drop(dsn, broker)
+            return f"publishing to {mask_dsn(dsn)} failed: {reason}"
         finally:
             self._users[dsn] -= 1
             if not self._users[dsn]:
@@ -66,50 +85,42 @@ class AmqpPublisher:
                 async with self._idle:
                     self._idle.notify_all()
 
-    async def _publish(
-        self, dsn: str, broker: _Broker, exchange: str, routing_key: str, body: bytes
-    ) -> str:
-        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        try:
-            target = await self._exchange(broker, exchange)
-            await asyncio.wait_for(
-                target.publish(message, routing_key, mandatory=True), self._publish_timeout
-            )
-        except aio_pika.exceptions.PublishError:
-            return f"unroutable: no queue is bound to exchange {exchange!r} for {routing_key!r}"
-        except aio_pika.exceptions.ChannelNotFoundEntity:
-            return f"exchange {exchange!r} does not exist on {mask_dsn(dsn)}"
-        except TimeoutError:
-            await self._drop(dsn, broker)
-            return f"no confirmation from {mask_dsn(dsn)} within {self._publish_timeout:g}s"
-        except Exception as exc:  # any other failure: drop the connection, say why
-            await self._drop(dsn, broker)
-            return f"publishing to {mask_dsn(dsn)} failed: {_describe(exc)}"
-        return ""
-
-    async def _exchange(self, broker: _Broker, name: str) -> AbstractExchange:
+    async def _exchange(self, dsn: str, broker: _Broker, name: str) -> str:
+        """ "" if ``name`` exists on the broker (checked once per connection), else why not."""
         if name == "":
-            return broker.channel.default_exchange
-        if name not in broker.exchanges:
-            await asyncio.wait_for(self._check_exchange(broker, name), self._publish_timeout)
-            broker.exchanges[name] = await broker.channel.get_exchange(name, ensure=False)
-        return broker.exchanges[name]
+            return ""
+        check = broker.exchanges.get(name)
+        if check is None:
+            check = broker.exchanges[name] = asyncio.ensure_future(
+                self._check_exchange(dsn, broker, name)
+            )
+        return await asyncio.shield(check)
 
-    async def _check_exchange(self, broker: _Broker, name: str) -> None:
-        """A passive declare (the exchange must exist) on a channel of its own: when the
-        broker answers NOT_FOUND it closes that channel, not the one others publish on."""
-        channel = await broker.connection.channel()
+    async def _check_exchange(self, dsn: str, broker: _Broker, name: str) -> str:
+        """A passive declare on a channel of its own: when the broker answers NOT_FOUND it
+        closes that channel, not the one others publish on."""
         try:
-            await channel.get_exchange(name, ensure=True)
-        finally:
-            if not channel.is_closed:
-                await channel.close()
+            async with asyncio.timeout(self._publish_timeout):
+                channel = await broker.connection.open_channel(ChannelHandler())
+                declare = spec.Exchange.Declare(exchange=name, passive=True)
+                await broker.connection.rpc(channel, declare)
+                await broker.connection.close_channel(channel)
+            return ""
+        except AmqpError as exc:
+            del broker.exchanges[name]  # not cached: the exchange may be declared later
+            if "404" in str(exc):
+                return f"exchange {name!r} does not exist on {mask_dsn(dsn)}"
+            return f"checking exchange {name!r} on {mask_dsn(dsn)} failed: {exc}"
+        except TimeoutError:
+            del broker.exchanges[name]
+            return (
+                f"checking exchange {name!r} on {mask_dsn(dsn)} timed out after "
+                f"{self._publish_timeout:g}s"
+            )
 
     async def _broker(self, dsn: str) -> _Broker:
+        """The open connection for ``dsn``, opened (by one caller, for all) if need be."""
         broker = self._brokers.get(dsn)
-        if broker is not None and not broker.connection.is_closed and not broker.channel.is_closed:
-            self._brokers.move_to_end(dsn)
-            return broker
         if broker is not None:
             await self._drop(dsn, broker)
         opening = self._opening.get(dsn)
@@ -144,12 +155,14 @@ class AmqpPublisher:
             self._connecting += 1
 
     async def _open(self, dsn: str) -> _Broker:
-        connection = await asyncio.wait_for(aio_pika.connect(dsn), self._connect_timeout)
+        connection = await Connection.open(parse_dsn(dsn), self._connect_timeout)
         try:
-            channel = await asyncio.wait_for(
-                connection.channel(publisher_confirms=True, on_return_raises=True),
-                self._connect_timeout,
-            )
+            async with asyncio.timeout(self._connect_timeout):
+                channel = await ConfirmingChannel.open(connection, self._publish_timeout)
+        except TimeoutError:
+            await connection.close()
+            timeout = self._connect_timeout
+            raise AmqpError(f"opening a channel timed out after {timeout:g}s") from None
         except BaseException:
             await connection.close()
             raise
@@ -159,24 +172,8 @@ class AmqpPublisher:
     async def _drop(self, dsn: str, broker: _Broker) -> None:
         if self._brokers.get(dsn) is broker:
             del self._brokers[dsn]
-        try:
-            await asyncio.wait_for(broker.connection.close(), self._connect_timeout)
-        except Exception as exc:  # it is going away either way
-            _log.debug("amqp.close_failed", dsn=mask_dsn(dsn), reason=_describe(exc))
+        await broker.connection.close()
 
     async def close(self) -> None:
         for dsn, broker in list(self._brokers.items()):
             await self._drop(dsn, broker)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, aio_pika.exceptions.ProbableAuthenticationError):
-        return "authentication refused (user or password)"
-    if isinstance(
-        exc, aiormq.exceptions.ChannelAccessRefused | aiormq.exceptions.ConnectionNotAllowed
-    ):
-        return f"access refused: {exc}"
-    text = str(exc) or type(exc).__name__
-    return text.replace("\n", " ")[:300]

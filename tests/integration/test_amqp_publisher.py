@@ -35,7 +35,10 @@ def test_twenty_dsns_never_hold_more_than_sixteen_connections(queue: Queue) -> N
         watcher = asyncio.create_task(watch())
         try:
             reasons = await asyncio.gather(
-                *(publisher.publish(dsn, "", queue.queue, dsn.encode()) for dsn in dsns * 3)
+                *(
+                    publisher.publish(dsn, "", queue.queue, dsn.encode(), f"m{n}")
+                    for n, dsn in enumerate(dsns * 3)
+                )
             )
         finally:
             watcher.cancel()
@@ -45,17 +48,19 @@ def test_twenty_dsns_never_hold_more_than_sixteen_connections(queue: Queue) -> N
     reasons, peak = asyncio.run(publish_everywhere())
     assert set(reasons) == {""}, "every publish was confirmed"
     assert 0 < peak <= 16
-    assert sorted(queue.take(60)) == sorted(dsn for dsn in dsns * 3)
+    assert sorted(queue.take(60)) == sorted(dsn for n, dsn in enumerate(dsns * 3))
 
 
 def test_a_dropped_connection_is_opened_again(queue: Queue) -> None:
     async def publish_twice() -> list[str]:
         publisher = AmqpPublisher(max_connections=2, connect_timeout=5, publish_timeout=5)
         try:
-            first = await publisher.publish(queue.dsn, queue.exchange, queue.routing_key, b"1")
+            first = await publisher.publish(queue.dsn, queue.exchange, queue.routing_key, b"1", "1")
             for broker in list(publisher._brokers.values()):
-                await broker.connection.close()  # as a broker restart would
-            second = await publisher.publish(queue.dsn, queue.exchange, queue.routing_key, b"2")
+                broker.connection.abort("gone")  # as a broker restart would
+            second = await publisher.publish(
+                queue.dsn, queue.exchange, queue.routing_key, b"2", "2"
+            )
             return [first, second]
         finally:
             await publisher.close()

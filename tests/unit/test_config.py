@@ -96,6 +96,7 @@ def test_name_without_extension_finds_the_toml_file(tmp_path: Path) -> None:
         ("[runners]\nlease = 0.1\n", "'runners.lease' must be at least 0.3 seconds"),
         ("[runners]\nlease = '10'\n", "'runners.lease' must be a number"),
         ("[runners.shell]\nconcurrency = 0\n", "'runners.shell.concurrency' must be at least 1"),
+        ("[runners.amqp]\nconcurrency = 0\n", "'runners.amqp.concurrency' must be at least 1"),
         ("[runners.shell]\ntimeout = -1\n", "'runners.shell.timeout' must be 0"),
         ("[runners.shell]\noutput_bytes = -1\n", "'runners.shell.output_bytes' must be at least 0"),
         ("[controller\n", "not valid TOML"),

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
-
-from kairoi.domain import Rule, ShellRunner, check_amqp_dsn, mask_dsn, match_rule
+from kairoi.domain import Rule, ShellRunner, match_rule
 
 
 def rule(rule_id: str, pattern: str) -> Rule:
@@ -43,37 +41,3 @@ def test_equal_patterns_are_won_by_the_smallest_rule_id_in_any_order() -> None:
     tied = [rule("r2", "app."), rule("r10", "app."), rule("r1", "app.")]
     winners = {match_rule(order, "app.job").id for order in itertools.permutations(tied)}  # type: ignore[union-attr]
     assert winners == {"r1"}
-
-
-@pytest.mark.parametrize(
-    "dsn",
-    [
-        "amqp://guest:guest@127.0.0.1:5672/",
-        "amqps://broker",
-        "amqp://u@h/vhost",
-        "amqp://h:1?heartbeat=5",
-    ],
-)
-def test_valid_amqp_dsns(dsn: str) -> None:
-    check_amqp_dsn(dsn)
-
-
-@pytest.mark.parametrize(
-    ("dsn", "reason"),
-    [
-        ("http://h/", "scheme must be amqp"),
-        ("amqp://", "names no host"),
-        ("amqp://h:99999/", "Port out of range"),
-        ("amqp://h:port/", "Port could not be cast"),
-        ("", "scheme must be amqp"),
-    ],
-)
-def test_invalid_amqp_dsns(dsn: str, reason: str) -> None:
-    with pytest.raises(ValueError, match=reason):
-        check_amqp_dsn(dsn)
-
-
-def test_mask_dsn_hides_only_the_password() -> None:
-    assert mask_dsn("amqp://guest:s3cret@h:5672/v?x=1") == "amqp://guest:***@h:5672/v?x=1"
-    assert mask_dsn("amqp://h/") == "amqp://h/"
-    assert mask_dsn("amqp://user@h/") == "amqp://user@h/"
