@@ -8,6 +8,7 @@ Decoding is strict: an unknown version or tag, a wrong field count or a wrong fi
 
 from __future__ import annotations
 
+import itertools
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
@@ -225,12 +226,15 @@ _FIELDS: Final = {
     for cls in TAGS.values()
 }
 _NAMES: Final = {cls: tuple(f.name for f in spec) for cls, spec in _FIELDS.items()}
-_SIMPLE_TYPES: Final = {
-    cls: tuple(f.accepted[0] for f in spec)
-    for cls, spec in _FIELDS.items()
-    if all(len(f.accepted) == 1 and f.convert is None for f in spec)
+_SIGNATURES: Final = {
+    cls: frozenset(itertools.product(*(f.accepted for f in spec))) for cls, spec in _FIELDS.items()
 }
-"""For messages of plain fields with one type each: the types of a valid message, in order."""
+"""For each message, every tuple of field types it accepts: one set lookup checks them all."""
+_CONVERTED: Final = {
+    cls: tuple((index, f) for index, f in enumerate(spec) if f.convert is not None)
+    for cls, spec in _FIELDS.items()
+}
+"""The fields whose values need more than a type check (arrays), by position."""
 _FIELDLESS: Final = {cls: cls() for cls, spec in _FIELDS.items() if not spec}  # type: ignore[call-arg]
 """Messages without fields are all alike: decoding shares one instance of each."""
 
@@ -285,8 +289,11 @@ def _build(cls: type[Message], values: list[Any]) -> Message:
         raise MessageError(f"{cls.__name__} takes {len(spec)} fields, got {len(values)}")
     if not values:
         return _FIELDLESS[cls]
-    if tuple(map(type, values)) != _SIMPLE_TYPES.get(cls):  # the fast check did not settle it
+    if tuple(map(type, values)) not in _SIGNATURES[cls]:
         values = [_check(cls, f, value) for f, value in zip(spec, values, strict=True)]
+    else:
+        for index, f in _CONVERTED[cls]:
+            values[index] = f.convert(values[index], f"{cls.__name__}.{f.name}")  # type: ignore[misc]
     return cls(**dict(zip(_NAMES[cls], values, strict=True)))
 
 

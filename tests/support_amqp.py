@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import aio_pika
 
@@ -12,19 +13,22 @@ import aio_pika
 class Queue:
     """A direct exchange and a queue bound to it with ``routing_key``, both the test's own."""
 
-    def __init__(self, dsn: str, routing_key: str = "jobs") -> None:
+    def __init__(
+        self, dsn: str, routing_key: str = "jobs", arguments: dict[str, Any] | None = None
+    ) -> None:
         suffix = uuid.uuid4().hex[:10]
         self.dsn = dsn
         self.exchange = f"kairoi.test.{suffix}"
         self.queue = f"kairoi.test.{suffix}"
         self.routing_key = routing_key
+        self._arguments = arguments
         asyncio.run(self._declare())
 
     async def _declare(self) -> None:
         async with await aio_pika.connect(self.dsn) as connection:
             channel = await connection.channel()
             exchange = await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.DIRECT)
-            queue = await channel.declare_queue(self.queue)
+            queue = await channel.declare_queue(self.queue, arguments=self._arguments)
             await queue.bind(exchange, self.routing_key)
 
     def take(self, count: int, timeout: float = 30.0) -> list[str]:

@@ -79,11 +79,36 @@ class AmqpPublisher:
             await self._drop(dsn, broker)
             return f"publishing to {mask_dsn(dsn)} failed: {reason}"
         finally:
-            self._users[dsn] -= 1
-            if not self._users[dsn]:
-                del self._users[dsn]
-                async with self._idle:
-                    self._idle.notify_all()
+            await self._release(dsn)
+
+    async def _release(self, dsn: str) -> None:
+        self._users[dsn] -= 1
+        if not self._users[dsn]:
+            del self._users[dsn]
+            async with self._idle:  # its connection may now be closed to make room
+                self._idle.notify_all()
+
+    def ready(self, dsn: str, exchange: str) -> bool:
+        """Whether a publish to ``exchange`` on ``dsn`` would go out at once."""
+        broker = self._brokers.get(dsn)
+        if broker is None or not broker.usable:
+            return False
+        check = broker.exchanges.get(exchange)
+        return exchange == "" or (check is not None and check.done())
+
+    async def prepare(self, dsn: str, exchange: str) -> None:
+        """Open the connection and check the exchange ahead of a publish, so that the publish
+        itself goes out at once; a failure here is only found again (and told) by it."""
+        self._users[dsn] += 1
+        try:
+            broker = self._brokers.get(dsn)
+            if broker is None or not broker.usable:
+                broker = await self._broker(dsn)
+            await self._exchange(dsn, broker, exchange)
+        except AmqpError:
+            pass
+        finally:
+            await self._release(dsn)
 
     async def _exchange(self, dsn: str, broker: _Broker, name: str) -> str:
         """ "" if ``name`` exists on the broker (checked once per connection), else why not."""

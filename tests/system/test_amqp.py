@@ -149,3 +149,20 @@ def test_a_silent_broker_does_not_hold_up_other_brokers(amqp_server: Running, qu
         (stalled,) = recorded(amqp_server, "amqp.slow.0")
     assert stalled["status"] == "FAILED"
     assert "timed out" in stalled["reason"]
+
+
+def test_publishes_are_not_held_up_by_busy_shell_slots(tmp_path: Path, queue: Queue) -> None:
+    """Runs of each kind have slots of their own: a runner whose one script slot is taken
+    still publishes at once."""
+    running = start_server(tmp_path, {"runners.shell": {"concurrency": 1}})
+    try:
+        (tmp_path / "scripts" / "slow.sh").write_text("sleep 5\n")
+        send(running, ["RULE SET s slow. shell scripts/slow.sh", f"SET slow.1 {PAST}"])
+        time.sleep(0.5)  # the script has its slot
+        lines = [rule(queue, "amqp.busy.")] + [f"SET amqp.busy.{i} {PAST}" for i in range(200)]
+        started = time.monotonic()
+        send(running, lines)
+        assert len(queue.take(200, timeout=4)) == 200
+        assert time.monotonic() - started < 3, "published while the script slot was busy"
+    finally:
+        running.server.stop()

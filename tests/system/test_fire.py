@@ -329,3 +329,21 @@ def test_set_on_a_running_job_is_a_conflict_and_changes_nothing(tmp_path: Path) 
     assert (
         job is not None and job.status is JobStatus.EXECUTED and job.due_us < 2_000_000_000_000_000
     )
+
+
+def test_a_run_waiting_for_a_slot_longer_than_its_lease_runs_once(tmp_path: Path) -> None:
+    """Runs the dispatcher holds while every slot is busy keep their leases: not taken for
+    lost (and run twice) when the wait outlasts the lease."""
+    running = fast_server(tmp_path, concurrency=1)
+    try:
+        write_script(running, "slow.sh", RECORD + "sleep 4\n")
+        due = int(time.time()) + 1
+        send(running, [
+            "RULE SET s slow. shell scripts/slow.sh",
+            *(f'SET slow.{i} "{at(due)}"' for i in range(2)),
+        ])  # fmt: skip
+        eventually(lambda: len(running.server.events("run.recorded", "storage")) == 2, timeout=20)
+        assert sorted(job_id for job_id, _ in ran(running)) == ["slow.0", "slow.1"]
+    finally:
+        jobs = final_jobs(running, ["slow.0", "slow.1"])
+    assert [(job.status, job.run) for job in jobs.values() if job] == [(JobStatus.EXECUTED, 1)] * 2
