@@ -19,6 +19,7 @@ from kairoi import log, messages
 from kairoi.bus import RequestClient
 from kairoi.clock import Clock, SystemClock
 from kairoi.config import Config
+from kairoi.runner.alarm import Alarm
 from kairoi.runner.amqp import AmqpPublisher
 from kairoi.runner.shell import ScriptResult, ShellScripts, kill_leftovers
 from kairoi.runtime import stop_on_signals
@@ -27,8 +28,8 @@ _log = log.get("kairoi.runner")
 HEARTBEAT_SECONDS = 1.0
 RESEND_SECONDS = 1.0
 STOP_GRACE_SECONDS = 2.0
-FINAL_STRETCH_US = 1_000
 COALESCE_SECONDS = 0.0005
+WAKE_EARLY_US = 300
 REPORT_COALESCE_SECONDS = 0.005
 """Outcomes wait this long for company: fewer, larger writes, and storage stays out of the way
 of the runs falling due (the run itself is over; only its record waits)."""
@@ -72,6 +73,7 @@ class Runner:
         self._publisher = AmqpPublisher(
             amqp.max_connections, amqp.connect_timeout, amqp.publish_timeout
         )
+        self._alarm: Alarm[messages.Execute] = Alarm(self._start_all)
         leftovers = kill_leftovers(self.name, self.instance)
         _log.info(
             "service.ready", name=self.name, instance=self.instance,
@@ -95,6 +97,7 @@ class Runner:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         self._scripts.close()
+        self._alarm.close()
         await self._publisher.close()
 
     async def _stop(self) -> None:
@@ -128,15 +131,20 @@ class Runner:
         self._start_at_due(run)
 
     def _start_at_due(self, run: messages.Execute) -> None:
-        """Start ``run`` at its due time: never before, and within a loop turn after."""
+        """Start ``run`` at its due time: never before, and within a moment after. The alarm
+        rings a little early (waking a process takes time), then the clock is watched on
+        every loop turn until the instant."""
         early_us = run.due_us - self._clock.now_us()
-        loop = asyncio.get_running_loop()
-        if early_us > FINAL_STRETCH_US:  # timers are only millisecond-precise: wake up early
-            loop.call_later((early_us - FINAL_STRETCH_US) / 1e6, self._start_at_due, run)
-        elif early_us > 0:  # the last stretch: look at the clock on every loop turn
-            loop.call_soon(self._start_at_due, run)
-        else:
+        if early_us <= 0:
             self._spawn(self._execute(run))
+        elif early_us > WAKE_EARLY_US:
+            self._alarm.add(run.due_us - WAKE_EARLY_US, run)
+        else:
+            asyncio.get_running_loop().call_soon(self._start_at_due, run)
+
+    def _start_all(self, runs: list[messages.Execute]) -> None:
+        for run in runs:
+            self._start_at_due(run)
 
     async def _execute(self, run: messages.Execute) -> None:
         started_us = self._clock.now_us()

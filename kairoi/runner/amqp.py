@@ -115,7 +115,9 @@ class AmqpPublisher:
         if name == "":
             return ""
         check = broker.exchanges.get(name)
-        if check is None:
+        if check is not None and check.done():
+            return check.result()
+        if check is None:  # the first to ask checks; the others share its answer
             check = broker.exchanges[name] = asyncio.ensure_future(
                 self._check_exchange(dsn, broker, name)
             )

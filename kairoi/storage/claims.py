@@ -47,13 +47,10 @@ class Runs:
         if request.dispatcher != self._dispatcher:
             self._dispatcher = request.dispatcher
             self._expire(lambda held_by: held_by.startswith("dispatcher:") and held_by != owner)
-        # One entry more than can be claimed: the first left over is when to claim next.
-        lost, next_lost = _take(
-            self._jobs.earliest(keys.LEASE, request.limit + 1), now, request.limit
-        )
+        # Besides what it takes, the first entry left over tells when to claim next.
+        lost, next_lost = self._jobs.due_by(keys.LEASE, now, request.limit)
         room = request.limit - len(lost)
-        until = now + request.lookahead_us
-        due, next_due = _take(self._jobs.earliest(keys.DUE, room + 1), until, room)
+        due, next_due = self._jobs.due_by(keys.DUE, now + request.lookahead_us, room)
         runs = []
         for job_id in [*lost, *due]:
             job = self._jobs.get(job_id)
@@ -122,14 +119,3 @@ class Runs:
             if job is not None and held_by(job.owner):
                 self._jobs.save(replace(job, lease_until_us=now, owner=""), job)
                 self._on_due(now)
-
-
-def _take(
-    entries: list[tuple[int, str]], until_us: int, limit: int
-) -> tuple[list[str], int | None]:
-    """Up to ``limit`` ids of ``entries`` (in time order) at or before ``until_us``, and the
-    instant of the first entry left: when the next claim is due (None: nothing is left)."""
-    ready = [job_id for instant, job_id in entries if instant <= until_us]
-    if len(ready) > limit:
-        return ready[:limit], entries[limit][0]
-    return ready, entries[len(ready)][0] if len(entries) > len(ready) else None

@@ -33,6 +33,18 @@ class JobTable:
         found = self._writes.scan(index, keys.prefix_end(index), limit)
         return [keys.parse_timed(key) for key, _ in found]
 
+    def due_by(self, index: bytes, until_us: int, limit: int) -> tuple[list[str], int | None]:
+        """Up to ``limit`` job ids of ``index`` at or before ``until_us``, in time order, and
+        the instant of the first entry left (None: the index holds no other). Reads only what
+        it takes, and one entry more."""
+        taken: list[str] = []
+        for key, _ in self._writes.walk(index, keys.prefix_end(index)):
+            instant, job_id = keys.parse_timed(key)
+            if len(taken) == limit or instant > until_us:
+                return taken, instant
+            taken.append(job_id)
+        return taken, None
+
 
 def _index_entry(job: Job) -> bytes | None:
     if job.status is JobStatus.PLANNED:

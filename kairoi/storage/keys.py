@@ -42,6 +42,12 @@ def lease(lease_until_us: int, job_id: str) -> bytes:
     return LEASE + _TIME.pack(lease_until_us + _OFFSET) + job_id.encode()
 
 
+def timed_bound(index: bytes, instant_us: int) -> bytes:
+    """The first key of ``index`` (DUE or LEASE) at ``instant_us``: every key before it in the
+    index is earlier."""
+    return index + _TIME.pack(instant_us + _OFFSET)
+
+
 def parse_timed(key: bytes) -> tuple[int, str]:
     """(instant_us, job_id) of a due-index or lease-index key."""
     (stamp,) = _TIME.unpack_from(key, 1)

@@ -7,6 +7,8 @@ merges the batch's keys into the store's, in order.
 from __future__ import annotations
 
 import heapq
+import itertools
+from collections.abc import Iterator
 
 from kairoi.storage.kv import KeyValueStore
 
@@ -37,6 +39,11 @@ class PendingWrites:
 
         A list, not an iterator: callers change the batch while walking the result.
         """
+        return list(itertools.islice(self.walk(start, end), limit))
+
+    def walk(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Live keys in ``[start, end)`` with their values, in byte order, read as walked.
+        The batch must not change before the walk ends."""
         pending = sorted(
             (key, value)
             for key, value in self.changes.items()
@@ -45,9 +52,4 @@ class PendingWrites:
         committed = (
             (key, value) for key, value in self.kv.scan(start, end) if key not in self.changes
         )
-        found: list[tuple[bytes, bytes]] = []
-        for key, value in heapq.merge(committed, pending):
-            if len(found) == limit:
-                break
-            found.append((key, value))
-        return found
+        return heapq.merge(committed, pending)
