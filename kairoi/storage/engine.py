@@ -91,7 +91,11 @@ class Engine:
         batch, rule_changes = self._writes.take(), self._rule_changes
         self._rule_changes = {}
         if batch:
-            self._kv.write(batch, sync=self._fsync)
+            try:
+                self._kv.write(batch, sync=self._fsync)
+            except StoreError:
+                self._jobs.forget_floors()  # they assumed the batch written
+                raise
         self.rules.update(rule_changes)
 
     def take_wakeup(self) -> int | None:

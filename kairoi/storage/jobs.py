@@ -10,10 +10,17 @@ from kairoi.domain import Job, JobStatus
 from kairoi.storage import codec, keys
 from kairoi.storage.writes import PendingWrites
 
+_EMPTY = 1 << 62
+"""A floor above every instant: the index part holds nothing."""
+
 
 class JobTable:
     def __init__(self, writes: PendingWrites) -> None:
         self._writes = writes
+        self._floors: dict[bytes, int | None] = {keys.DUE: None, keys.LEASE: None}
+        """Per index, an instant no live entry is earlier than (None: not known yet). Walks
+        start there: deleted entries stay in RocksDB as tombstones until compaction, and a
+        walk from the start of an index would step over every one of them."""
 
     def get(self, job_id: str) -> Job | None:
         data = self._writes.get(keys.job(job_id))
@@ -26,6 +33,10 @@ class JobTable:
         self._writes.put(keys.job(job.id), codec.encode_job(job))
         if (entry := _index_entry(job)) is not None:
             self._writes.put(entry, b"")
+            index, (instant, _) = entry[:1], keys.parse_timed(entry)
+            floor = self._floors[index]
+            if floor is not None and instant < floor:
+                self._floors[index] = instant
 
     def earliest(self, index: bytes, limit: int) -> list[tuple[int, str]]:
         """The first ``limit`` entries of the due index (keys.DUE: Planned jobs by due time)
@@ -33,17 +44,27 @@ class JobTable:
         found = self._writes.scan(index, keys.prefix_end(index), limit)
         return [keys.parse_timed(key) for key, _ in found]
 
+    def forget_floors(self) -> None:
+        """After a failed write: walk the indexes from their start again."""
+        self._floors = dict.fromkeys(self._floors)
+
     def due_by(self, index: bytes, until_us: int, limit: int) -> tuple[list[str], int | None]:
         """Up to ``limit`` job ids of ``index`` at or before ``until_us``, in time order, and
         the instant of the first entry left (None: the index holds no other). Reads only what
-        it takes, and one entry more."""
+        it takes, and one entry more. The caller moves every job taken out of this part of
+        the index (claiming does), so the next walk starts at the first entry left."""
+        floor = self._floors[index]
+        start = index if floor is None else keys.timed_bound(index, min(floor, _EMPTY))
         taken: list[str] = []
-        for key, _ in self._writes.walk(index, keys.prefix_end(index)):
+        next_instant = None
+        for key, _ in self._writes.walk(start, keys.prefix_end(index)):
             instant, job_id = keys.parse_timed(key)
             if len(taken) == limit or instant > until_us:
-                return taken, instant
+                next_instant = instant
+                break
             taken.append(job_id)
-        return taken, None
+        self._floors[index] = _EMPTY if next_instant is None else next_instant
+        return taken, next_instant
 
 
 def _index_entry(job: Job) -> bytes | None:

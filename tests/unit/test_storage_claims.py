@@ -9,8 +9,9 @@ import pytest
 from kairoi import messages
 from kairoi.clock import FakeClock
 from kairoi.domain import JobStatus
+from kairoi.errors import StoreError
 from kairoi.storage.engine import Engine
-from kairoi.storage.kv import KeyValueStore
+from kairoi.storage.kv import KeyValueStore, MemoryStore
 from kairoi.storage.rocks import RocksStore
 
 LEASE = 10_000_000
@@ -227,3 +228,46 @@ def test_lost_runs_beyond_the_limit_wait_for_the_next_claim(
     assert len(first.runs) == 3
     assert first.next_due_us is not None and first.next_due_us <= clock.now_us()
     assert len(claim(engine, limit=3).runs) == 2
+
+
+def test_a_job_set_earlier_than_everything_claimed_so_far_is_still_found(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """Claims start reading the index where the last one stopped (past the deleted entries);
+    a job set earlier than that point, or a lease renewed or lost, must not be skipped."""
+    for i in range(5):
+        set_job(engine, f"app.{i}", NOW - 100 + i)
+    assert len(claim(engine).runs) == 5
+    assert claim(engine).runs == ()
+    set_job(engine, "app.early", NOW - 1_000)  # before every entry the last claim read
+    assert [run.job_id for run in claim(engine, limit=1).runs] == ["app.early"]
+    clock.advance(LEASE + 1)  # every lease ends: the runs are lost and claimed again
+    claimed = claim(engine)
+    assert sorted(run.job_id for run in claimed.runs) == sorted(
+        ["app.early", *(f"app.{i}" for i in range(5))]
+    )
+    assert {run.run for run in claimed.runs} == {2}
+
+
+def test_a_claim_limited_to_fewer_than_are_due_leaves_the_rest_for_the_next(
+    engine: Engine,
+) -> None:
+    for i in range(5):
+        set_job(engine, f"app.{i}", NOW - 100 + i)
+    first = claim(engine, limit=2)
+    assert [run.job_id for run in first.runs] == ["app.0", "app.1"]
+    assert first.next_due_us == NOW - 98
+    assert [run.job_id for run in claim(engine, limit=10).runs] == ["app.2", "app.3", "app.4"]
+
+
+def test_runs_of_a_claim_whose_write_failed_are_claimed_by_the_next() -> None:
+    kv = MemoryStore()
+    engine = Engine(kv, fsync=False, clock=FakeClock(NOW), lease_us=LEASE)
+    engine.apply(messages.SetShellRule(rule_id="r", pattern="app.", script="s.sh"))
+    set_job(engine, "app.1", NOW - 1)
+    kv.fail_writes = True
+    engine.apply(messages.ClaimDue(dispatcher="d1", lookahead_us=0, limit=10))
+    with pytest.raises(StoreError):
+        engine.commit()
+    kv.fail_writes = False
+    assert [run.job_id for run in claim(engine).runs] == ["app.1"]
