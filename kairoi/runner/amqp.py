@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from pamqp import commands as spec
 
@@ -49,7 +51,8 @@ class AmqpPublisher:
         self._opening: dict[str, asyncio.Task[_Broker]] = {}
         self._connecting = 0  # openings admitted under the bound, not yet in _brokers
         self._users: Counter[str] = Counter()  # publishes under way, from their very start
-        self._idle = asyncio.Condition()
+        self._released = asyncio.Event()  # set whenever a connection may have become idle
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def open_connections(self) -> int:
@@ -79,14 +82,51 @@ class AmqpPublisher:
             await self._drop(dsn, broker)
             return f"publishing to {mask_dsn(dsn)} failed: {reason}"
         finally:
-            await self._release(dsn)
+            self._release(dsn)
 
-    async def _release(self, dsn: str) -> None:
+    def publish_at_once(
+        self,
+        dsn: str,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        message_id: str,
+        *,
+        then: Callable[[str], None],
+    ) -> bool:
+        """Publish now, without a task, when the connection is open and the exchange known
+        to exist; ``then`` gets what ``publish`` would return. False: nothing was done, call
+        ``publish``."""
+        if not self.ready(dsn, exchange):
+            return False
+        broker = self._brokers[dsn]
+        if exchange and broker.exchanges[exchange].result():
+            return False  # the exchange is missing: publish says so
+        self._users[dsn] += 1
+        self._brokers.move_to_end(dsn)
+        outcome = broker.channel.publish(exchange, routing_key, body, message_id.encode())
+
+        def settled(outcome: asyncio.Future[str]) -> None:
+            self._release(dsn)
+            reason = outcome.result()
+            if reason and not broker.usable:
+                self._spawn(self._drop(dsn, broker))
+                reason = f"publishing to {mask_dsn(dsn)} failed: {reason}"
+            then(reason)
+
+        outcome.add_done_callback(settled)
+        return True
+
+    def _release(self, dsn: str) -> None:
         self._users[dsn] -= 1
         if not self._users[dsn]:
             del self._users[dsn]
-            async with self._idle:  # its connection may now be closed to make room
-                self._idle.notify_all()
+            self._released.set()  # its connection may now be closed to make room
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def ready(self, dsn: str, exchange: str) -> bool:
         """Whether a publish to ``exchange`` on ``dsn`` would go out at once."""
@@ -108,7 +148,7 @@ class AmqpPublisher:
         except AmqpError:
             pass
         finally:
-            await self._release(dsn)
+            self._release(dsn)
 
     async def _exchange(self, dsn: str, broker: _Broker, name: str) -> str:
         """ "" if ``name`` exists on the broker (checked once per connection), else why not."""
@@ -164,22 +204,23 @@ class AmqpPublisher:
                 return broker
             finally:
                 self._connecting -= 1
-                async with self._idle:
-                    self._idle.notify_all()
+                self._released.set()
         finally:
             del self._opening[dsn]
 
     async def _make_room(self) -> None:
-        """Wait for room under the bound (closing an idle connection if need be), take it."""
-        async with self._idle:
-            while self.open_connections >= self._max:
-                idle = next((d for d in self._brokers if d not in self._users), None)
-                if idle is not None:
-                    _log.info("amqp.connection_evicted", dsn=mask_dsn(idle))
-                    await self._drop(idle, self._brokers[idle])
-                else:
-                    await self._idle.wait()
-            self._connecting += 1
+        """Wait for room under the bound (closing an idle connection if need be), take it.
+        The room is taken in the same loop turn as the count is read: no other opener can
+        take it in between."""
+        while self.open_connections >= self._max:
+            idle = next((d for d in self._brokers if d not in self._users), None)
+            if idle is not None:
+                _log.info("amqp.connection_evicted", dsn=mask_dsn(idle))
+                await self._drop(idle, self._brokers[idle])
+            else:
+                self._released.clear()
+                await self._released.wait()
+        self._connecting += 1
 
     async def _open(self, dsn: str) -> _Broker:
         connection = await Connection.open(parse_dsn(dsn), self._connect_timeout)

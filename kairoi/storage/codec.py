@@ -14,6 +14,7 @@ from kairoi.domain import Job, JobStatus, Rule, runner_arguments, runner_from
 from kairoi.errors import StoreError
 
 _PACKER = msgpack.Packer()  # reused: packb would build one per call
+_STATUSES = {int(status): status for status in JobStatus}
 
 
 def encode_job(job: Job) -> bytes:
@@ -25,11 +26,14 @@ def encode_job(job: Job) -> bytes:
 
 
 def decode_job(job_id: str, data: bytes) -> Job:
-    record = _unpack(data, f"job {job_id!r}")
+    record = _unpack(data, "job", job_id)
+    status = _STATUSES.get(record.get("s"))  # type: ignore[arg-type]
+    if status is None:
+        raise StoreError(f"job {job_id!r}: unknown status {record.get('s')!r}")
     return Job(
         id=job_id,
         due_us=record["d"],
-        status=JobStatus(record["s"]),
+        status=status,
         run=record.get("n", 0),
         lease_until_us=record.get("l", 0),
         owner=record.get("o", ""),
@@ -43,7 +47,7 @@ def encode_rule(rule: Rule) -> bytes:
 
 
 def decode_rule(rule_id: str, data: bytes) -> Rule:
-    record = _unpack(data, f"rule {rule_id!r}")
+    record = _unpack(data, "rule", rule_id)
     name, *arguments = record["r"]
     runner = runner_from(name, arguments)
     if runner is None:
@@ -51,11 +55,11 @@ def decode_rule(rule_id: str, data: bytes) -> Rule:
     return Rule(id=rule_id, pattern=record["p"], runner=runner)
 
 
-def _unpack(data: bytes, what: str) -> dict[str, Any]:
+def _unpack(data: bytes, kind: str, name: str) -> dict[str, Any]:
     try:
         record = msgpack.unpackb(data, raw=False)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError) as exc:
-        raise StoreError(f"{what}: unreadable record: {exc!r}") from exc
+        raise StoreError(f"{kind} {name!r}: unreadable record: {exc!r}") from exc
     if not isinstance(record, dict):
-        raise StoreError(f"{what}: record is not a map")
+        raise StoreError(f"{kind} {name!r}: record is not a map")
     return record
