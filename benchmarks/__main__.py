@@ -11,32 +11,39 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, amqp, fire
+from benchmarks import accept, amqp, compare, fire, scale
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--sets", type=int, default=200_000, help="pipelined SETs (one connection)")
+    parser.add_argument("--sets", type=int, default=100_000, help="W1: SETs due within an hour")
     parser.add_argument("--rtts", type=int, default=5_000, help="single-request round trips")
     parser.add_argument("--jobs", type=int, default=2_000, help="jobs per fire-path workload")
     parser.add_argument("--spread", type=float, default=10.0, help="seconds the spread jobs span")
     parser.add_argument("--volume", type=int, default=20_000, help="AMQP jobs for the rate")
-    parser.add_argument("--only", choices=["accept", "fire", "amqp"], help="run one group only")
+    parser.add_argument("--scale", type=int, default=1_000_000, help="S1: planned jobs held")
+    parser.add_argument("--peer-sets", type=int, default=10_000, help="W1 jobs for each peer")
+    parser.add_argument(
+        "--only", choices=["accept", "fire", "amqp", "scale", "peers"], help="run one group only"
+    )
     options = parser.parse_args()
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    kairoi: dict[str, dict[str, Any]] = {}
     if options.only in (None, "accept"):
-        figures = accept.run(sets=options.sets, rtts=options.rtts)
-        _table("accept path (fsync on)", [
+        figures = kairoi["accept"] = accept.run(sets=options.sets, rtts=options.rtts)
+        _table(f"accept path (fsync on; {options.sets:,} SETs due within an hour)", [
             ("pipelined SETs/s, one connection", f"{figures['sets_per_second']:,}",
              "reference ~5,000"),
+            (f"  over {figures['connections']} connections",
+             f"{figures['parallel_sets_per_second']:,}", ""),
             ("round trip p50 (ms)", figures["rtt_p50_ms"], "reference 7.9; target <= 1"),
             ("round trip p99 (ms)", figures["rtt_p99_ms"], "reference 8.0"),
         ])  # fmt: skip
         _keep("accept", stamp, figures)
     if options.only in (None, "fire"):
-        figures = fire.run(jobs=options.jobs, spread_seconds=options.spread)
+        figures = kairoi["fire"] = fire.run(jobs=options.jobs, spread_seconds=options.spread)
         jobs = figures["jobs"]
         _table(f"fire path (shell, concurrency {figures['concurrency']})", [
             (f"{jobs} spread over {options.spread:g} s: lateness p50 (ms)",
@@ -51,16 +58,20 @@ def main() -> None:
             ("  ratio to the ceiling", figures["executions_vs_ceiling"], "target >= 0.8"),
         ])  # fmt: skip
         _keep("fire", stamp, figures)
-    if options.only in (None, "amqp"):
-        _amqp(options, stamp)
+    if options.only in (None, "amqp") and (published := _amqp(options, stamp)) is not None:
+        kairoi["amqp"] = published
+    if options.only in (None, "scale"):
+        _scale(options, stamp)
+    if options.only in (None, "peers"):
+        _peers(options, stamp, kairoi)
 
 
-def _amqp(options: argparse.Namespace, stamp: str) -> None:
+def _amqp(options: argparse.Namespace, stamp: str) -> dict[str, Any] | None:
     try:
         socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
     except OSError as exc:
         print(f"\namqp runner: skipped, RabbitMQ is not reachable at 127.0.0.1:5672 ({exc})")
-        return
+        return None
     figures = amqp.run(jobs=options.jobs, spread_seconds=options.spread, volume=options.volume)
     jobs = figures["jobs"]
     _table("amqp runner (confirmed, persistent, mandatory)", [
@@ -73,6 +84,28 @@ def _amqp(options: argparse.Namespace, stamp: str) -> None:
         ("  p99 (ms)", figures["spread_p99_ms"], "target <= 5"),
     ])  # fmt: skip
     _keep("amqp", stamp, figures)
+    return figures
+
+
+def _scale(options: argparse.Namespace, stamp: str) -> None:
+    figures = scale.run(jobs=options.scale)
+    _table(f"S1 scale ({figures['planned_jobs']:,} planned jobs)", [
+        ("resident memory, all Kairoi processes (MiB)", figures["rss_mb"], "target <= 200"),
+        ("  after 100,000 more SETs (MiB)", figures["rss_mb_after_probe"], ""),
+        ("W1 SETs/s while holding them", f"{figures['probe_sets_per_second']:,}", ""),
+        ("start to serving (s)", figures["start_to_serving_s"], "target <= 2"),
+        ("disk used (MiB)", figures["disk_mb"], ""),
+        ("loading SETs/s (4 connections)", f"{figures['load_sets_per_second']:,}", ""),
+    ])  # fmt: skip
+    _keep("scale", stamp, figures)
+
+
+def _peers(options: argparse.Namespace, stamp: str, kairoi: dict[str, dict[str, Any]]) -> None:
+    peers = compare.measure_peers(options.peer_sets, options.jobs, options.spread)
+    print(f"\n{'Kairoi and its peers':<44} {'Kairoi':>12}  {'best peer':<34} vs best")
+    for label, ours, best, verdict in compare.rows(kairoi, peers):
+        print(f"{label:<44} {ours!s:>12}  {best:<34} {verdict}")
+    _keep("peers", stamp, {"peers": peers, "kairoi": kairoi})
 
 
 def _table(title: str, rows: list[tuple[str, Any, str]]) -> None:

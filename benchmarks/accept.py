@@ -48,6 +48,27 @@ def pipelined_sets(port: int, count: int, prefix: str = "bench") -> float:
     return count / elapsed
 
 
+def parallel_sets(port: int, count: int, connections: int, prefix: str = "bench") -> float:
+    """``count`` SETs over ``connections`` pipelined connections at once; SETs per second."""
+    share = count // connections
+    rates: list[float] = []
+    threads = [
+        threading.Thread(
+            target=lambda n=n: rates.append(pipelined_sets(port, share, f"{prefix}.{n}"))
+        )
+        for n in range(connections)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if len(rates) != connections:
+        raise RuntimeError("a connection failed")
+    return share * connections / elapsed
+
+
 def round_trips(port: int, count: int) -> list[float]:
     """Milliseconds for each of ``count`` SETs sent one at a time."""
     times = []
@@ -61,19 +82,22 @@ def round_trips(port: int, count: int) -> list[float]:
     return times
 
 
-def run(sets: int = 200_000, rtts: int = 5_000) -> dict[str, Any]:
+def run(sets: int = 200_000, rtts: int = 5_000, connections: int = 4) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kairoi-bench-") as scratch:
         server = ServerProcess(Path(scratch)).start()
         try:
             port = server.wait_ready()
             pipelined_sets(port, min(sets, 10_000), prefix="warmup")  # caches, allocator
             rate = pipelined_sets(port, sets)
+            parallel_rate = parallel_sets(port, sets, connections, prefix="parallel")
             times = sorted(round_trips(port, rtts))
         finally:
             server.stop()
     return {
         "pipelined_sets": sets,
         "sets_per_second": round(rate),
+        "connections": connections,
+        "parallel_sets_per_second": round(parallel_rate),
         "round_trips": rtts,
         "rtt_p50_ms": round(statistics.median(times), 3),
         "rtt_p99_ms": round(times[int(len(times) * 0.99) - 1], 3),

@@ -1,0 +1,111 @@
+"""S1, scale: Kairoi holding many planned jobs — memory, schedule rate, start time, disk.
+
+The jobs are loaded over 4 pipelined KCP connections (durably, as any SET), due at distinct
+seconds of an hour in 2030. Then, with the store holding them: the resident memory of every
+Kairoi process (the supervisor and its children, summed), the rate of 100,000 more SETs on one
+connection, the database's size on disk, and the time from starting ``kairoi serve`` again to
+its first answered request.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.accept import parallel_sets, pipelined_sets
+from kairoi.client.kcp import KcpClient
+from kairoi.client.server import ServerProcess
+
+LOAD_CONNECTIONS = 4
+BATCH = 250_000  # SETs per connection per round: bounds the request text held in memory
+
+
+def run(jobs: int = 1_000_000, probe: int = 100_000) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="kairoi-bench-") as scratch:
+        server = ServerProcess(Path(scratch)).start()
+        try:
+            port = server.wait_ready()
+            load_started = time.perf_counter()
+            _load(port, jobs)
+            load_seconds = time.perf_counter() - load_started
+            idle_rss = _rss_mb(server)
+            rate = pipelined_sets(port, probe, prefix="probe")
+            busy_rss = _rss_mb(server)
+        finally:
+            server.stop()
+        disk_mb = _size_mb(server.data_dir)
+        started = time.perf_counter()
+        server.start()
+        try:
+            _first_answer(server.wait_ready(timeout=120, after=1))
+            serving_seconds = time.perf_counter() - started
+        finally:
+            server.stop()
+    return {
+        "planned_jobs": jobs + probe,
+        "load_sets_per_second": round(jobs / load_seconds),
+        "rss_mb": idle_rss,
+        "rss_mb_after_probe": busy_rss,
+        "probe_sets_per_second": round(rate),
+        "disk_mb": disk_mb,
+        "start_to_serving_s": round(serving_seconds, 3),
+    }
+
+
+def _load(port: int, jobs: int) -> None:
+    loaded = 0
+    while loaded < jobs:
+        count = min(jobs - loaded, BATCH * LOAD_CONNECTIONS)
+        parallel_sets(port, count, LOAD_CONNECTIONS, prefix=f"scale.{loaded}")
+        loaded += count - count % LOAD_CONNECTIONS
+
+
+def _first_answer(port: int) -> None:
+    """Wait until a request is answered (storage serving, not only the port open)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with KcpClient("127.0.0.1", port) as client:
+                if client.call("SET", "scale.ready", "2030-01-01 00:00:00") == ["OK"]:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("kairoi did not answer within 120 s")
+        time.sleep(0.01)
+
+
+def _rss_mb(server: ServerProcess) -> float:
+    """Resident memory of ``kairoi serve`` and every process under it, in MiB."""
+    assert server.process is not None
+    pids = [server.process.pid, *_descendants(server.process.pid)]
+    total_kb = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total_kb += int(line.split()[1])
+    return round(total_kb / 1024, 1)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                children += [int(entry.name), *_descendants(int(entry.name))]
+    return children
+
+
+def _size_mb(directory: Path) -> float:
+    total = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+    return round(total / (1 << 20), 1)
