@@ -58,9 +58,10 @@ def test_the_comparison_picks_the_best_peer_and_says_how_kairoi_compares() -> No
                  "spread_p99_ms": 2.5},
     }  # fmt: skip
 
-    def peer(rate: int, durable: bool, burst_max: float, early: float) -> dict[str, Any]:
-        lateness = {"p50_ms": 1.0, "p99_ms": 2.0, "max_ms": burst_max, "min_ms": early}
-        return {"durable": durable, "w1": {"per_second": rate}, "w2": lateness, "w3": lateness}
+    def peer(rate: int, durable: bool, burst_max: float, spread_min: float) -> dict[str, Any]:
+        burst = {"p50_ms": 1.0, "p99_ms": 2.0, "max_ms": burst_max, "min_ms": 0.1}
+        spread = {"p50_ms": 0.5, "p99_ms": 2.0, "max_ms": 3.0, "min_ms": spread_min}
+        return {"durable": durable, "w1": {"per_second": rate}, "w2": burst, "w3": spread}
 
     rows = compare.rows(kairoi, {
         "slow but durable": peer(500, True, 900.0, 0.1),
@@ -73,5 +74,6 @@ def test_the_comparison_picks_the_best_peer_and_says_how_kairoi_compares() -> No
         "x100.0",
     )
     assert by_label["W2 burst max (ms), AMQP"] == (150.0, "100.0 (fast in memory)", "x1.5 worse")
-    assert by_label["W3 spread p50 (ms), AMQP"] == (1.0, "1.0 (fast in memory)", "x1.0 better")
+    assert by_label["W2 burst max (ms), AMQP, durable peers"][2] == "x6.0 better"
+    assert by_label["W3 spread p50 (ms), AMQP"] == (1.0, "0.5 (slow but durable)", "x2.0 worse")
     assert by_label["ran jobs before their due time"][1] == "fast in memory"
