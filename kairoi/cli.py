@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -15,26 +16,30 @@ EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a process that ex
 
 Service = Callable[[config.Config, argparse.Namespace], int]
 
-
-def _services() -> dict[str, tuple[str, Service]]:
-    from services import dispatcher, frontend, runner, serve, storage  # noqa: PLC0415 (fast -V)
-
-    return {
-        "serve": ("run every process and restart any that dies", serve.main),
-        "frontend": ("run the KCP frontend alone", frontend.main),
-        "storage": ("run the storage process alone", storage.main),
-        "dispatcher": ("run the dispatcher alone", dispatcher.main),
-        "runner": ("run one runner process alone", runner.main),
-    }
+SERVICES = {
+    "serve": "run every process and restart any that dies",
+    "frontend": "run the KCP frontend alone",
+    "storage": "run the storage process alone",
+    "dispatcher": "run the dispatcher alone",
+    "runner": "run one runner process alone",
+}
+"""Each command's summary; its code is ``services/<command>.py``, imported only by the process
+that runs it (a process pays in memory for every library it imports)."""
 
 
-def build_parser(services: dict[str, tuple[str, Service]]) -> argparse.ArgumentParser:
+def _service(command: str) -> Service:
+    module = importlib.import_module(f"services.{command}")
+    service: Service = module.main
+    return service
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kairoi", description="Kairoi, a time-based job scheduler server."
     )
     parser.add_argument("-V", "--version", action="version", version=f"kairoi {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (summary, _) in services.items():
+    for name, summary in SERVICES.items():
         command = commands.add_parser(name, help=summary, description=summary)
         command.add_argument(
             "-c", "--config", metavar="FILE", help="TOML configuration (default: built-in defaults)"
@@ -51,8 +56,7 @@ def build_parser(services: dict[str, tuple[str, Service]]) -> argparse.ArgumentP
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    services = _services()
-    options = build_parser(services).parse_args(arguments)
+    options = build_parser().parse_args(arguments)
     try:
         settings = config.load(options.config)
     except ConfigError as exc:
@@ -63,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.configure(options.command, settings.log.level, settings.log.format)
     for warning in settings.warnings:
         log.get("kairoi").warning("config.ignored", reason=warning)
-    _, service = services[options.command]
+    service = _service(options.command)
     # Everything loaded so far lives as long as the process: keep it out of garbage
     # collections, whose pauses would otherwise show in how late runs start.
     gc.collect()

@@ -5,9 +5,25 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from kairoi.errors import StoreError
+
+MEMTABLE_BYTES = 16 << 20
+BLOCK_CACHE_BYTES = 16 << 20
+
+
+def _bound_memory(options: Options) -> None:
+    """Keep storage's memory flat however many jobs it holds: at most two memtables being
+    filled or flushed, and one block cache that also holds the index and filter blocks
+    (by default those live outside any cache and grow with the data)."""
+    options.set_write_buffer_size(MEMTABLE_BYTES)
+    options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    options.set_block_based_table_factory(table)
 
 
 class RocksStore:
@@ -15,6 +31,7 @@ class RocksStore:
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         options.set_keep_log_file_num(4)
+        _bound_memory(options)
         try:
             os.makedirs(path, exist_ok=True)
             self._db = Rdict(path, options)
