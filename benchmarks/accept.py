@@ -44,7 +44,8 @@ def pipelined_sets(port: int, count: int, prefix: str = "bench") -> float:
     received = b"".join(chunks)
     oks = received.count(b" OK\n")
     if oks != count:
-        raise RuntimeError(f"{count - oks} SETs were not OK: {received[:300]!r}")
+        refused = next(line for line in received.splitlines() if not line.endswith(b" OK"))
+        raise RuntimeError(f"{count - oks} of {count} SETs were not OK, e.g. {refused!r}")
     return count / elapsed
 
 

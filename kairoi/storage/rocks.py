@@ -5,25 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from kairoi.errors import StoreError
 
 MEMTABLE_BYTES = 16 << 20
-BLOCK_CACHE_BYTES = 16 << 20
 
 
 def _bound_memory(options: Options) -> None:
-    """Keep storage's memory flat however many jobs it holds: at most two memtables being
-    filled or flushed, and one block cache that also holds the index and filter blocks
-    (by default those live outside any cache and grow with the data)."""
+    """Keep storage's memory from growing with its write rate: at most two 16 MiB memtables
+    being filled or flushed (RocksDB's default is 64 MiB each). Index blocks stay outside the
+    block cache: putting them in a small cache made every SET of a new job read them again
+    from disk once the store held a few million jobs, and storage fell behind."""
     options.set_write_buffer_size(MEMTABLE_BYTES)
     options.set_max_write_buffer_number(2)
-    table = BlockBasedOptions()
-    table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
-    table.set_cache_index_and_filter_blocks(True)
-    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
-    options.set_block_based_table_factory(table)
 
 
 class RocksStore:
