@@ -216,9 +216,12 @@ def _parse_plain(line: str) -> Parsed:
     return Malformed(None, "empty message: expected an identifier and an instruction")
 
 
+_NEEDS_QUOTES = re.compile(r'[ \n\r"]').search
+
+
 def quote(text: str) -> str:
     """``text`` as one KCP argument: bare when it can be, else a quoted string."""
-    if text and not any(char in text for char in ' \n\r"'):
+    if text and _NEEDS_QUOTES(text) is None:
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -33,7 +33,8 @@ class JobTable:
         self._writes.put(keys.job(job.id), codec.encode_job(job))
         if (entry := _index_entry(job)) is not None:
             self._writes.put(entry, b"")
-            index, (instant, _) = entry[:1], keys.parse_timed(entry)
+            index = entry[:1]
+            instant = job.due_us if index == keys.DUE else job.lease_until_us
             floor = self._floors[index]
             if floor is not None and instant < floor:
                 self._floors[index] = instant
