@@ -74,6 +74,11 @@ class ShutdownFlag:
     def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        # The kernel may deliver the signal to any thread (RocksDB's and ZeroMQ's too), and
+        # Python runs the handler above only once the main thread runs Python again: while
+        # it waits in poll, only this byte, written by the C-level handler in whichever
+        # thread took the signal, wakes it up.
+        signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
 
     def watch_children(self) -> None:
         """Also wake up (without requesting shutdown) when a child process exits."""
@@ -103,5 +108,8 @@ class ShutdownFlag:
             self._writer.send(b"\0")
 
     def close(self) -> None:
+        previous = signal.set_wakeup_fd(-1)
+        if previous != self._writer.fileno():  # not ours: put it back
+            signal.set_wakeup_fd(previous)
         self._reader.close()
         self._writer.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -37,11 +38,12 @@ def kairoi(
 
 
 def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):  # gone, or reaped between the two looks
         return False
-    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
 
 
 def stored_jobs(data_dir: Path, job_ids: list[str]) -> list[str]:
@@ -142,11 +144,40 @@ def test_signal_stops_everything_gracefully(server: Running, signum: int) -> Non
 
 
 def test_children_die_with_a_killed_supervisor(server: Running) -> None:
-    children = [server.server.child_pid(name) for name in CHILDREN]
+    children = {name: server.server.child_pid(name) for name in CHILDREN}
     assert server.server.process is not None
     server.server.process.kill()
     server.server.process.wait()
-    eventually(lambda: not [pid for pid in children if alive(pid)])
+    deadline = time.monotonic() + 10
+    while (
+        left := [n for n, pid in children.items() if alive(pid)]
+    ) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, (
+        f"still running 10 s after kairoi serve was killed: {left}\n{server.server.log()}"
+    )
+
+
+def test_storage_stops_on_sigterm_whichever_of_its_threads_takes_it(server: Running) -> None:
+    """The kernel delivers a process's signal to any of its threads; storage's main thread
+    waits in poll while RocksDB's and ZeroMQ's threads run, and must wake up all the same,
+    even when no request comes to wake it (the others are frozen here)."""
+    storage = server.server.child_pid("storage")
+    others = [server.server.child_pid(name) for name in CHILDREN if name != "storage"]
+    threads = [int(t.name) for t in Path(f"/proc/{storage}/task").iterdir()]
+    libc = ctypes.CDLL(None, use_errno=True)
+    for pid in others:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.2)  # what they had sent is served; from now on storage hears nothing
+        for tid in threads:  # to the first thread that takes it (ZeroMQ's block signals)
+            if tid != storage and libc.tgkill(storage, tid, signal.SIGTERM) == 0:
+                break
+        eventually(lambda: not alive(storage), timeout=3)
+    finally:
+        for pid in others:
+            os.kill(pid, signal.SIGCONT)
+    assert server.server.events("service.stopped", "storage")
 
 
 def test_killed_frontend_is_restarted(server: Running) -> None:

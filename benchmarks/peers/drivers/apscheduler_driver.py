@@ -8,7 +8,6 @@ of 1 s silently drops late jobs) and coalesce=False, so every job runs.
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,14 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from benchmarks.peers.drivers.common import (
-    burst_instants,
-    lateness_figures,
-    now_us,
-    options,
-    report,
-    spread_instants,
-)
+from benchmarks.peers.drivers import common
 
 STARTED: dict[int, int] = {}
 _LOCK = threading.Lock()
 
 
 def record(index: int) -> None:
-    start = now_us()
+    start = common.now_us()
     with _LOCK:
         STARTED[index] = start
 
@@ -56,25 +48,10 @@ def add(sched: Any, index: int, due_us: int) -> None:
 
 
 def main() -> None:
-    opts = options()
+    opts = common.options()
     sched = scheduler(opts["store"], Path(opts["dir"]))
     try:
-        jobs = opts["jobs"]
-        if opts["workload"] == "w1":
-            due = now_us() + 3_600_000_000
-            began = time.perf_counter()
-            for i in range(jobs):
-                add(sched, i, due)
-            report({"per_second": round(jobs / (time.perf_counter() - began))})
-            return
-        instants = (
-            burst_instants(jobs, lead_s=3)
-            if opts["workload"] == "w2"
-            else spread_instants(jobs, opts["spread"], lead_s=3)
-        )
-        for i, due in enumerate(instants):
-            add(sched, i, due)
-        report(lateness_figures(lambda: dict(STARTED), instants, timeout_s=120))
+        common.run_workload(opts, lambda i, due: add(sched, i, due), lambda: dict(STARTED))
     finally:
         sched.shutdown(wait=False)
 

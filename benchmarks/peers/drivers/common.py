@@ -54,3 +54,28 @@ def lateness_figures(
     lateness = [(starts[i] - due[i]) / 1000 for i in range(len(due))]
     return {"p50_ms": pct(lateness, 50), "p99_ms": pct(lateness, 99),
             "max_ms": round(max(lateness), 3), "min_ms": round(min(lateness), 3)}  # fmt: skip
+
+
+def run_workload(
+    opts: dict[str, Any],
+    schedule: Callable[[int, int], None],
+    started: Callable[[], dict[int, int]],
+) -> None:
+    """Run ``opts["workload"]``: ``schedule(index, due_us)`` plans one job; ``started()`` tells
+    which have started, and when. Reports the figures."""
+    jobs = opts["jobs"]
+    if opts["workload"] == "w1":  # due in an hour: only how fast they are taken matters
+        due = now_us() + 3_600_000_000
+        began = time.perf_counter()
+        for index in range(jobs):
+            schedule(index, due)
+        report({"per_second": round(jobs / (time.perf_counter() - began))})
+        return
+    instants = (
+        burst_instants(jobs, lead_s=3)
+        if opts["workload"] == "w2"
+        else spread_instants(jobs, opts["spread"], lead_s=3)
+    )
+    for index, due in enumerate(instants):
+        schedule(index, due)
+    report(lateness_figures(started, instants, timeout_s=120))
