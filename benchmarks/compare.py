@@ -19,6 +19,9 @@ def measure_peers(w1_jobs: int, jobs: int, spread: float) -> Figures:
     """Every peer on W1 (``w1_jobs`` jobs due in an hour), W2 and W3 (``jobs`` jobs)."""
     figures: Figures = {}
     for peer in PEERS:
+        if (reason := peer.unreachable()) is not None:
+            print(f"skipped: {reason}")
+            continue
         figures[peer.name] = {
             "durable": peer.durable,
             "w1": run(peer, "w1", w1_jobs),

@@ -56,14 +56,19 @@ def server(tmp_path: Path) -> Iterator[Running]:
 RABBITMQ_DSN = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def require_server(what: str, host: str, port: int) -> None:
+    """Skip (fail under CI=true) when nothing listens at host:port."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        reason = f"{what} is not reachable at {host}:{port} ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must run the tests that need it")
+        pytest.skip(f"{reason}; start it to run these tests")
+
+
 @pytest.fixture(scope="session")
 def rabbitmq() -> str:
     """The local RabbitMQ's DSN; skips (fails under CI=true) when it is not running."""
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError as exc:
-        reason = f"RabbitMQ is not reachable at 127.0.0.1:5672 ({exc})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must run the AMQP tests")
-        pytest.skip(f"{reason}; start it to run the AMQP tests")
+    require_server("RabbitMQ", "127.0.0.1", 5672)
     return RABBITMQ_DSN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,18 @@ class Peer:
     driver: str
     settings: tuple[tuple[str, Any], ...] = ()
     durable: bool = True
+    server: tuple[str, int] | None = None
+    """A server it needs running (host, port), if any."""
+
+    def unreachable(self) -> str | None:
+        """Why the server it needs cannot be reached; None when it can (or it needs none)."""
+        if self.server is None:
+            return None
+        try:
+            socket.create_connection(self.server, timeout=2).close()
+        except OSError as exc:
+            return f"{self.name} needs a server at {self.server[0]}:{self.server[1]}: {exc}"
+        return None
 
 
 PEERS = (
@@ -32,6 +45,8 @@ PEERS = (
     Peer("APScheduler (memory)", "apscheduler", ("apscheduler>=3.10,<4", "sqlalchemy>=2"),
          "apscheduler_driver", (("store", "memory"),), durable=False),
     Peer("Huey (SqliteHuey)", "huey", ("huey>=2.5",), "huey_driver"),
+    Peer("Celery (Redis)", "celery", ("celery[redis]>=5.3",), "celery_driver", durable=False,
+         server=("127.0.0.1", 6379)),
 )  # fmt: skip
 
 

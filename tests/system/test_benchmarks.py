@@ -9,6 +9,7 @@ import pytest
 from benchmarks import accept, amqp, compare, fire, scale
 from benchmarks.peers.run import PEERS, Peer
 from benchmarks.peers.run import run as run_peer
+from tests.conftest import require_server
 
 
 def test_accept_benchmark_runs() -> None:
@@ -44,6 +45,8 @@ def test_scale_benchmark_runs() -> None:
 @pytest.mark.parametrize("peer", PEERS, ids=lambda peer: peer.name)
 def test_every_peer_runs_every_workload(peer: Peer) -> None:
     """Each peer installs into its own environment (from PyPI, once) and runs its driver."""
+    if peer.server is not None:
+        require_server(peer.name, *peer.server)
     assert run_peer(peer, "w1", 50)["per_second"] > 0
     for workload in ("w2", "w3"):
         figures = run_peer(peer, workload, 20, spread=0.5)
