@@ -6,12 +6,12 @@ import argparse
 import json
 import os
 import platform
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks import accept, amqp, compare, fire, scale
+from benchmarks.peers.run import unreachable
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -67,10 +67,8 @@ def main() -> None:
 
 
 def _amqp(options: argparse.Namespace, stamp: str) -> dict[str, Any] | None:
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError as exc:
-        print(f"\namqp runner: skipped, RabbitMQ is not reachable at 127.0.0.1:5672 ({exc})")
+    if reason := unreachable("the AMQP runner's benchmark (RabbitMQ)", "127.0.0.1", 5672):
+        print(f"\nskipped: {reason}")
         return None
     figures = amqp.run(jobs=options.jobs, spread_seconds=options.spread, volume=options.volume)
     jobs = figures["jobs"]

@@ -101,6 +101,13 @@ class Wakeup:
 
 RUNNER_KINDS: Final = ("shell", "amqp")
 """The kinds of run a runner takes, each with slots of its own; the order of the slot counts."""
+_KIND_INDEX: Final = {kind: index for index, kind in enumerate(RUNNER_KINDS)}
+
+
+def kind_index(runner: str) -> int:
+    """Where the slots of ``runner``'s runs are counted (an unknown runner counts as shell:
+    its run fails at once in the runner, which says why)."""
+    return _KIND_INDEX.get(runner, 0)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -231,10 +238,14 @@ _SIGNATURES: Final = {
 }
 """For each message, every tuple of field types it accepts: one set lookup checks them all."""
 _CONVERTED: Final = {
-    cls: tuple((index, f) for index, f in enumerate(spec) if f.convert is not None)
+    cls: tuple(
+        (index, f.convert, f"{cls.__name__}.{f.name}")
+        for index, f in enumerate(spec)
+        if f.convert is not None
+    )
     for cls, spec in _FIELDS.items()
 }
-"""The fields whose values need more than a type check (arrays), by position."""
+"""The fields whose values need more than a type check (arrays): position, conversion, name."""
 _FIELDLESS: Final = {cls: cls() for cls, spec in _FIELDS.items() if not spec}  # type: ignore[call-arg]
 """Messages without fields are all alike: decoding shares one instance of each."""
 
@@ -292,8 +303,8 @@ def _build(cls: type[Message], values: list[Any]) -> Message:
     if tuple(map(type, values)) not in _SIGNATURES[cls]:
         values = [_check(cls, f, value) for f, value in zip(spec, values, strict=True)]
     else:
-        for index, f in _CONVERTED[cls]:
-            values[index] = f.convert(values[index], f"{cls.__name__}.{f.name}")  # type: ignore[misc]
+        for index, convert, where in _CONVERTED[cls]:
+            values[index] = convert(values[index], where)
     return cls(**dict(zip(_NAMES[cls], values, strict=True)))
 
 

@@ -30,13 +30,16 @@ class Peer:
 
     def unreachable(self) -> str | None:
         """Why the server it needs cannot be reached; None when it can (or it needs none)."""
-        if self.server is None:
-            return None
-        try:
-            socket.create_connection(self.server, timeout=2).close()
-        except OSError as exc:
-            return f"{self.name} needs a server at {self.server[0]}:{self.server[1]}: {exc}"
-        return None
+        return None if self.server is None else unreachable(self.name, *self.server)
+
+
+def unreachable(who: str, host: str, port: int) -> str | None:
+    """Why nothing answers at host:port for ``who``; None when something does."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        return f"{who} needs a server at {host}:{port}: {exc}"
+    return None
 
 
 PEERS = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 
 from pamqp import commands as spec
 from pamqp.base import Frame
@@ -31,9 +30,9 @@ class ConfirmingChannel(ChannelHandler):
         self.ended: str | None = None
         """Why the channel ended, once it has."""
         self._tag = 0
-        self._pending: dict[int, tuple[asyncio.Future[str], bytes]] = {}  # tag -> (outcome,
-        # message id), in publishing order
-        self._deadlines: deque[tuple[float, int]] = deque()  # (deadline, tag), in order
+        self._pending: dict[int, tuple[asyncio.Future[str], bytes, float]] = {}
+        """tag -> (outcome, message id, deadline), in publishing order: the first is the
+        oldest unconfirmed message, whose deadline comes first."""
         self._tags_by_message_id: dict[bytes, int] = {}
         self._returned: dict[int, str] = {}  # tag -> why the broker returned it
         self._return_reason: str | None = None  # of the Basic.Return whose header comes next
@@ -61,8 +60,7 @@ class ConfirmingChannel(ChannelHandler):
             outcome.set_result(self.ended)
             return outcome
         self._tag += 1
-        self._pending[self._tag] = (outcome, message_id)
-        self._deadlines.append((time.monotonic() + self._timeout, self._tag))
+        self._pending[self._tag] = (outcome, message_id, time.monotonic() + self._timeout)
         self._tags_by_message_id[message_id] = self._tag
         if not self._outbox:
             self._loop.call_soon(self._flush)
@@ -102,7 +100,7 @@ class ConfirmingChannel(ChannelHandler):
             returned = self._returned.pop(tag, None)
             if entry is None:
                 continue
-            outcome, message_id = entry
+            outcome, message_id, _ = entry
             if self._tags_by_message_id.get(message_id) == tag:
                 del self._tags_by_message_id[message_id]
             if not outcome.done():
@@ -132,11 +130,10 @@ class ConfirmingChannel(ChannelHandler):
 
     def _check_deadlines(self) -> None:
         self._timer = None
-        while self._deadlines and self._deadlines[0][1] not in self._pending:
-            self._deadlines.popleft()
-        if not self._deadlines:
+        oldest = next(iter(self._pending.values()), None)
+        if oldest is None:
             return
-        deadline, _ = self._deadlines[0]
+        _, _, deadline = oldest
         if deadline <= time.monotonic():
             self.ended = f"no confirmation within {self._timeout:g}s"
             self._fail_all(self.ended)
@@ -146,10 +143,9 @@ class ConfirmingChannel(ChannelHandler):
 
     def _fail_all(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
-        for outcome, _ in pending.values():
+        for outcome, _, _ in pending.values():
             if not outcome.done():
                 outcome.set_result(reason)
-        self._deadlines.clear()
         self._tags_by_message_id.clear()
         self._returned.clear()
         if self._timer is not None:

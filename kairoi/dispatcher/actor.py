@@ -51,9 +51,9 @@ class Dispatcher:
         self._claim_batch = config.dispatcher.claim_batch
         self._renew_seconds = config.runners.lease / 3
         self._runners: dict[bytes, RunnerSlots] = {}
-        self._queues: dict[str, deque[messages.Execute]] = {
-            kind: deque() for kind in messages.RUNNER_KINDS
-        }  # claimed, not yet handed out, by kind
+        self._queues: list[deque[messages.Execute]] = [
+            deque() for _ in messages.RUNNER_KINDS
+        ]  # claimed, not yet handed out, by kind (messages.kind_index)
         self._next_due_us: int | None = None
         self._synced = False  # whether storage has told us its next due time since we started
         self._claiming: asyncio.TimerHandle | None = None  # the timeout of the claim in flight
@@ -96,7 +96,7 @@ class Dispatcher:
     def _claimed(self, claimed: messages.Claimed) -> None:
         self._end_claim()
         for run in claimed.runs:
-            self._queues[run.runner if run.runner in self._queues else "shell"].append(run)
+            self._queues[messages.kind_index(run.runner)].append(run)
         self._next_due_us = claimed.next_due_us
         self._synced = True
         if claimed.runs:
@@ -159,7 +159,7 @@ class Dispatcher:
     # Handing runs to runners.
 
     def _queued(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
+        return sum(len(queue) for queue in self._queues)
 
     def _capacity(self) -> int:
         """Runs the dispatcher may hold ready for slots that are about to free."""
@@ -168,14 +168,14 @@ class Dispatcher:
     def _room(self) -> int:
         """Runs to claim: for each kind, its free slots and as many again, less what is held."""
         room = 0
-        for kind, queue in enumerate(self._queues.values()):
+        for kind, queue in enumerate(self._queues):
             free = sum(r.free[kind] + r.capacity[kind] for r in self._runners.values())
             room += max(0, free - len(queue))
         return room
 
     def _hand_out(self) -> None:
         batches: dict[bytes, list[messages.Item]] = {}
-        for kind, queue in enumerate(self._queues.values()):
+        for kind, queue in enumerate(self._queues):
             while queue and self._runners:
                 runner = max(self._runners.values(), key=lambda slots: slots.free[kind])
                 free = runner.free[kind]
@@ -192,9 +192,9 @@ class Dispatcher:
         """Runs that could not be sent to ``peer``: first in line again, its slots free."""
         runner = self._runners[peer]
         for run in reversed(runs):
-            kind = run.runner if run.runner in self._queues else "shell"
+            kind = messages.kind_index(run.runner)
             self._queues[kind].appendleft(run)
-            runner.free[messages.RUNNER_KINDS.index(kind)] += 1
+            runner.free[kind] += 1
 
     async def _from_runners(self) -> None:
         while True:
@@ -227,7 +227,7 @@ class Dispatcher:
         """Runs waiting here for a slot are not lost: keep their leases (ours) alive."""
         while True:
             await asyncio.sleep(self._renew_seconds)
-            held = [run for queue in self._queues.values() for run in queue]
+            held = [run for queue in self._queues for run in queue]
             if held:
                 renew = messages.RenewLeases(
                     owner=f"dispatcher:{self.instance}",

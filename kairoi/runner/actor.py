@@ -33,7 +33,6 @@ WAKE_EARLY_US = 300
 REPORT_COALESCE_SECONDS = 0.005
 """Outcomes wait this long for company: fewer, larger writes, and storage stays out of the way
 of the runs falling due (the run itself is over; only its record waits)."""
-_KIND_INDEX = {kind: index for index, kind in enumerate(messages.RUNNER_KINDS)}
 
 
 class Runner:
@@ -119,13 +118,13 @@ class Runner:
                     self._accept(message)
 
     def _accept(self, run: messages.Execute) -> None:
-        kind = _KIND_INDEX.get(run.runner, 0)
+        kind = messages.kind_index(run.runner)
         if self._taken[kind] >= self.capacity[kind]:
             _log.warning("run.overbooked", job=run.job_id, run=run.run, runner=run.runner)
         self._taken[kind] += 1
         self._runs[(run.job_id, run.run)] = run
-        if run.runner == "amqp" and len(run.arguments) == 3:  # connect before it falls due
-            dsn, exchange, _ = run.arguments
+        if (message := _message(run)) is not None:  # connect before it falls due
+            dsn, exchange = message[:2]
             if not self._publisher.ready(dsn, exchange):
                 self._spawn(self._publisher.prepare(dsn, exchange))
         self._start_at_due(run)
@@ -148,16 +147,12 @@ class Runner:
 
     def _start(self, run: messages.Execute) -> None:
         started_us = self._clock.now_us()
-        if run.runner == "amqp" and len(run.arguments) == 3:  # the common case: no task
-            dsn, exchange, routing_key = run.arguments
-            body, message_id = run.job_id.encode(), f"{run.job_id}:{run.run}"
+        if (message := _message(run)) is not None:  # the common case needs no task
 
             def published(reason: str) -> None:
-                self._finish(run, started_us, ScriptResult(None if reason else 0, reason, b""))
+                self._finish(run, started_us, _published(reason))
 
-            if self._publisher.publish_at_once(
-                dsn, exchange, routing_key, body, message_id, then=published
-            ):
+            if self._publisher.publish_at_once(*message, then=published):
                 return
         self._spawn(self._execute(run, started_us))
 
@@ -170,7 +165,7 @@ class Runner:
 
     def _finish(self, run: messages.Execute, started_us: int, result: ScriptResult) -> None:
         self._runs.pop((run.job_id, run.run), None)
-        self._free_slot(_KIND_INDEX.get(run.runner, 0))
+        self._free_slot(messages.kind_index(run.runner))
         if self._stopping:
             return  # killed by the stop: the run is given up, to be run again
         finished_us = self._clock.now_us()
@@ -196,10 +191,8 @@ class Runner:
         match run.runner, run.arguments:
             case "shell", (script,):
                 return await self._scripts.run(script, run.job_id, run.run)
-            case "amqp", (dsn, exchange, routing_key):
-                body, message_id = run.job_id.encode(), f"{run.job_id}:{run.run}"
-                reason = await self._publisher.publish(dsn, exchange, routing_key, body, message_id)
-                return ScriptResult(None if reason else 0, reason, b"")
+            case "amqp", _ if (message := _message(run)) is not None:
+                return _published(await self._publisher.publish(*message))
             case _:
                 return ScriptResult(None, f"this runner cannot run {run.runner!r} rules", b"")
 
@@ -277,6 +270,18 @@ class Runner:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _message(run: messages.Execute) -> tuple[str, str, str, bytes, str] | None:
+    """What an AMQP run publishes: DSN, exchange, routing key, body (the job id), message id."""
+    if run.runner != "amqp" or len(run.arguments) != 3:
+        return None
+    dsn, exchange, routing_key = run.arguments
+    return dsn, exchange, routing_key, run.job_id.encode(), f"{run.job_id}:{run.run}"
+
+
+def _published(reason: str) -> ScriptResult:
+    return ScriptResult(None if reason else 0, reason, b"")
 
 
 def _text(output: bytes | bytearray) -> str:

@@ -13,15 +13,17 @@ import contextlib
 import ctypes
 import heapq
 import os
-import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from kairoi.clock import SystemClock
 
 _CLOCK_REALTIME = 0
 _TFD_CLOEXEC = 0o2000000
 _TFD_NONBLOCK = 0o4000
 _TFD_TIMER_ABSTIME = 1
 _libc = ctypes.CDLL(None, use_errno=True)
+_CLOCK = SystemClock()  # a timerfd on CLOCK_REALTIME rings by the system clock alone
 
 T = TypeVar("T")
 
@@ -65,7 +67,7 @@ class Alarm(Generic[T]):
     def _expired(self) -> None:
         with contextlib.suppress(BlockingIOError):  # re-armed since it fired: nothing to read
             os.read(self._fd, 8)  # the expiry count; reading it clears the readiness
-        now_us = _now_us()
+        now_us = _CLOCK.now_us()
         due = []
         while self._items and self._items[0][0] <= now_us:
             due.append(heapq.heappop(self._items)[2])
@@ -82,7 +84,3 @@ class Alarm(Generic[T]):
         when = _Itimerspec(_Timespec(0, 0), _Timespec(seconds, micros * 1000))
         if _libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(when), None) < 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000

@@ -65,14 +65,10 @@ class AmqpPublisher:
         ``message_id`` tells a returned message from the others in flight: keep it unique."""
         self._users[dsn] += 1  # before any await: its connection is in use from now on
         try:
-            broker = self._brokers.get(dsn)
-            if broker is None or not broker.usable:
-                try:
-                    broker = await self._broker(dsn)
-                except AmqpError as exc:
-                    return f"cannot connect to {mask_dsn(dsn)}: {exc}"
-            else:
-                self._brokers.move_to_end(dsn)
+            try:
+                broker = await self._broker(dsn)
+            except AmqpError as exc:
+                return f"cannot connect to {mask_dsn(dsn)}: {exc}"
             if unusable := await self._exchange(dsn, broker, exchange):
                 return unusable
             outcome = broker.channel.publish(exchange, routing_key, body, message_id.encode())
@@ -141,10 +137,7 @@ class AmqpPublisher:
         itself goes out at once; a failure here is only found again (and told) by it."""
         self._users[dsn] += 1
         try:
-            broker = self._brokers.get(dsn)
-            if broker is None or not broker.usable:
-                broker = await self._broker(dsn)
-            await self._exchange(dsn, broker, exchange)
+            await self._exchange(dsn, await self._broker(dsn), exchange)
         except AmqpError:
             pass
         finally:
@@ -188,6 +181,9 @@ class AmqpPublisher:
     async def _broker(self, dsn: str) -> _Broker:
         """The open connection for ``dsn``, opened (by one caller, for all) if need be."""
         broker = self._brokers.get(dsn)
+        if broker is not None and broker.usable:
+            self._brokers.move_to_end(dsn)
+            return broker
         if broker is not None:
             await self._drop(dsn, broker)
         opening = self._opening.get(dsn)

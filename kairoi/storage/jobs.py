@@ -29,12 +29,11 @@ class JobTable:
     def save(self, job: Job, previous: Job | None) -> None:
         """Write ``job`` over ``previous`` (as read before), moving its index entry."""
         if previous is not None and (old_entry := _index_entry(previous)) is not None:
-            self._writes.delete(old_entry)
+            self._writes.delete(keys.timed(*old_entry, previous.id))
         self._writes.put(keys.job(job.id), codec.encode_job(job))
         if (entry := _index_entry(job)) is not None:
-            self._writes.put(entry, b"")
-            index = entry[:1]
-            instant = job.due_us if index == keys.DUE else job.lease_until_us
+            index, instant = entry
+            self._writes.put(keys.timed(index, instant, job.id), b"")
             floor = self._floors[index]
             if floor is not None and instant < floor:
                 self._floors[index] = instant
@@ -55,7 +54,7 @@ class JobTable:
         it takes, and one entry more. The caller moves every job taken out of this part of
         the index (claiming does), so the next walk starts at the first entry left."""
         floor = self._floors[index]
-        start = index if floor is None else keys.timed_bound(index, min(floor, _EMPTY))
+        start = index if floor is None else keys.timed_bound(index, floor)
         taken: list[str] = []
         next_instant = None
         for key, _ in self._writes.walk(start, keys.prefix_end(index)):
@@ -68,9 +67,10 @@ class JobTable:
         return taken, next_instant
 
 
-def _index_entry(job: Job) -> bytes | None:
+def _index_entry(job: Job) -> tuple[bytes, int] | None:
+    """The index ``job`` has an entry in, and the entry's instant (None: no entry)."""
     if job.status is JobStatus.PLANNED:
-        return keys.due(job.due_us, job.id)
+        return keys.DUE, job.due_us
     if job.status is JobStatus.TRIGGERED:
-        return keys.lease(job.lease_until_us, job.id)
+        return keys.LEASE, job.lease_until_us
     return None

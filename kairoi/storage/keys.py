@@ -34,12 +34,10 @@ def rule(rule_id: str) -> bytes:
     return RULE + rule_id.encode()
 
 
-def due(due_us: int, job_id: str) -> bytes:
-    return DUE + _TIME.pack(due_us + _OFFSET) + job_id.encode()
-
-
-def lease(lease_until_us: int, job_id: str) -> bytes:
-    return LEASE + _TIME.pack(lease_until_us + _OFFSET) + job_id.encode()
+def timed(index: bytes, instant_us: int, job_id: str) -> bytes:
+    """The entry of ``job_id`` at ``instant_us`` in ``index``: DUE (a Planned job at its due
+    time) or LEASE (a Triggered job at its lease's end)."""
+    return timed_bound(index, instant_us) + job_id.encode()
 
 
 def timed_bound(index: bytes, instant_us: int) -> bytes:
