@@ -30,6 +30,16 @@ class SetJob:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class SetJobs:
+    """frontend → storage: ``SetJob`` for each ``job_ids[i]`` at ``due_us[i]``, in order, as
+    one request (a run of pipelined SET lines). Answered ``Ok`` when every job was planned,
+    else ``Refused``."""
+
+    job_ids: tuple[str, ...]
+    due_us: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SetShellRule:
     """frontend → storage: create or replace a rule that runs ``sh <script> <job id>``."""
 
@@ -60,6 +70,17 @@ class Failed:
 
     code: str
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Refused:
+    """storage → frontend: the reply to a ``SetJobs`` some of whose jobs were not planned:
+    their positions in it, each with its error code and reason. All the others were planned,
+    durably."""
+
+    positions: tuple[int, ...]
+    codes: tuple[str, ...]
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -159,9 +180,16 @@ class RecordOutcome:
 
 
 Request = (
-    SetJob | SetShellRule | SetAmqpRule | ClaimDue | RunnerStarted | RenewLeases | RecordOutcome
+    SetJob
+    | SetJobs
+    | SetShellRule
+    | SetAmqpRule
+    | ClaimDue
+    | RunnerStarted
+    | RenewLeases
+    | RecordOutcome
 )
-Reply = Ok | Failed | Claimed
+Reply = Ok | Failed | Claimed | Refused
 Notice = Wakeup | RunnerHello | SlotsFreed | Execute
 """One-way messages: no reply is expected."""
 Message = Request | Reply | Notice
@@ -171,6 +199,7 @@ TAGS: Final[dict[int, type[Message]]] = {
     1: SetJob,
     2: SetShellRule,
     3: SetAmqpRule,
+    4: SetJobs,
     10: ClaimDue,
     11: RunnerStarted,
     12: RenewLeases,
@@ -182,6 +211,7 @@ TAGS: Final[dict[int, type[Message]]] = {
     100: Ok,
     101: Failed,
     102: Claimed,
+    103: Refused,
 }
 _TAG_OF: Final = {cls: tag for tag, cls in TAGS.items()}
 _PACKER = msgpack.Packer(use_bin_type=True)  # reused: packb would build one per call
@@ -211,8 +241,11 @@ def _field(name: str, hint: Any) -> _Field:
 
 
 def _elements_of(element: type) -> Convert:
+    only_element = {element}
+
     def convert(values: list[Any], where: str) -> tuple[Any, ...]:
-        if any(type(value) is not element for value in values):
+        # One C-level pass: arrays of job ids can hold thousands of values.
+        if values and set(map(type, values)) != only_element:
             raise MessageError(f"{where} must hold only {element.__name__} values")
         return tuple(values)
 

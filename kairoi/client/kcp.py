@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections import deque
 
-from kairoi.frontend.kcp import Message, Parser, quote
+from kairoi.frontend.kcp import Malformed, Message, Parser, SetLines, quote
 
 
 class ReplyError(Exception):
@@ -36,8 +36,10 @@ class KcpClient:
                 raise ConnectionError("the server closed the connection")
             self._parser.feed(data)
             while (parsed := self._parser.next()) is not None:
-                if not isinstance(parsed, Message):
+                if isinstance(parsed, Malformed):
                     raise ReplyError(f"unparsable reply: {parsed.reason}")
+                if isinstance(parsed, SetLines):
+                    raise ReplyError(f"a SET instruction is not a reply: {parsed.messages()[0]}")
                 self._replies.append(parsed)
         return self._replies.popleft()
 

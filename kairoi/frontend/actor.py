@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import cast
+from typing import TypeVar, cast
 
 from kairoi import log, messages
 from kairoi.bus import RequestClient
@@ -18,24 +18,15 @@ from kairoi.config import Config, parse_listen
 from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend import kcp
 from kairoi.frontend.instructions import InstructionReader, ScriptPolicy
+from kairoi.frontend.replies import AnySlot, SetsSlot, Slot
 from kairoi.runtime import stop_on_signals
 
 _log = log.get("kairoi.frontend")
 SHUTDOWN_GRACE_SECONDS = 3.0
 """Less than the supervisor's stop timeout, so owed replies go out before any SIGKILL."""
-_UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
 RETRY_SECONDS = 0.01
 """How often to try again to reach storage while requests wait for it."""
-
-
-class Slot:
-    """One owed reply: the request's id, then its whole line once known."""
-
-    __slots__ = ("line", "prefix")
-
-    def __init__(self, prefix: bytes, line: bytes | None = None) -> None:
-        self.prefix = prefix
-        self.line = line
+SlotT = TypeVar("SlotT", Slot, SetsSlot)
 
 
 class Gateway:
@@ -49,13 +40,13 @@ class Gateway:
     def __init__(self, client: RequestClient, timeout: float) -> None:
         self._client = client
         self._timeout = timeout
-        self._pending: dict[int, tuple[Connection, Slot]] = {}
+        self._pending: dict[int, tuple[Connection, AnySlot]] = {}
         self._outbox: deque[list[messages.Item]] = deque()
         self._retry: asyncio.TimerHandle | None = None
         self._last_correlation = 0
         self._reachable = True
 
-    def submit(self, connection: Connection, batch: list[tuple[Slot, messages.Request]]) -> None:
+    def submit(self, connection: Connection, batch: list[tuple[AnySlot, messages.Request]]) -> None:
         first = self._last_correlation + 1
         items: list[messages.Item] = []
         for correlation, (slot, request) in enumerate(batch, start=first):
@@ -91,7 +82,7 @@ class Gateway:
                 if entry is None:
                     continue  # already answered `unavailable` on timeout
                 connection, slot = entry
-                slot.line = slot.prefix + _suffix(reply)
+                slot.answer(reply)
                 touched.add(connection)
             for connection in touched:
                 connection.deliver()
@@ -101,7 +92,7 @@ class Gateway:
         for correlation in range(first, last + 1):
             entry = self._pending.pop(correlation, None)
             if entry is not None:
-                entry[1].line = entry[1].prefix + _UNAVAILABLE
+                entry[1].expire()
                 touched.add(entry[0])
         if touched:
             _log.warning("storage.timeout", requests=last - first + 1, seconds=self._timeout)
@@ -117,22 +108,13 @@ class Gateway:
             )
 
 
-def _suffix(reply: messages.Message) -> bytes:
-    match reply:
-        case messages.Ok():
-            return kcp.OK_SUFFIX
-        case messages.Failed(code=code, reason=reason):
-            return kcp.error_suffix(code, reason)
-        case _:
-            return kcp.error_suffix("internal", f"unexpected reply {type(reply).__name__}")
-
-
 class Connection(asyncio.Protocol):
     def __init__(self, frontend: Frontend) -> None:
         self._frontend = frontend
         self._parser = kcp.Parser(frontend.config.controller.max_line_bytes)
         self._max_pending = frontend.config.controller.max_pending
-        self._slots: deque[Slot] = deque()
+        self._slots: deque[AnySlot] = deque()
+        self._owed = 0  # replies in the slots (a slot of SETs holds many)
         self._transport: asyncio.Transport | None = None
         self._read_paused = self._write_paused = False
         self._closing = False  # answer what is owed, read nothing more, then close
@@ -140,7 +122,7 @@ class Connection(asyncio.Protocol):
 
     @property
     def owed(self) -> int:
-        return len(self._slots)
+        return self._owed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's does not subclass asyncio.Transport).
@@ -149,6 +131,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._slots.clear()
+        self._owed = 0
         self._frontend.forget(self)
 
     def data_received(self, data: bytes) -> None:
@@ -186,7 +169,9 @@ class Connection(asyncio.Protocol):
             return
         ready = []
         while slots and slots[0].line is not None:
-            ready.append(slots.popleft().line)
+            slot = slots.popleft()
+            self._owed -= slot.size
+            ready.append(slot.line)
         if ready:
             transport.write(b"".join(ready))  # type: ignore[arg-type]
         if self._closing and not slots:
@@ -195,27 +180,37 @@ class Connection(asyncio.Protocol):
             self._steer_reading()
 
     def _read_requests(self) -> None:
-        batch: list[tuple[Slot, messages.Request]] = []
+        batch: list[tuple[AnySlot, messages.Request]] = []
         reader = self._frontend.instructions
         while (parsed := self._parser.next()) is not None:
-            if isinstance(parsed, kcp.Malformed):
-                self._answer_malformed(parsed)
-                if parsed.fatal:
-                    break
-                continue
-            slot = Slot(kcp.reply_prefix(parsed.request_id))
-            self._slots.append(slot)
-            try:
-                batch.append((slot, reader.read(parsed.arguments)))
-            except KairoiError as exc:
-                slot.line = slot.prefix + kcp.error_suffix(exc.code, exc.reason)
+            match parsed:
+                case kcp.SetLines():
+                    request, refused = reader.read_sets(parsed.job_ids, parsed.whens)
+                    sets = self._owe(SetsSlot(parsed.request_ids, refused))
+                    if request is not None:
+                        batch.append((sets, request))
+                case kcp.Message():
+                    slot = self._owe(Slot(kcp.reply_prefix(parsed.request_id)))
+                    try:
+                        batch.append((slot, reader.read(parsed.arguments)))
+                    except KairoiError as exc:
+                        slot.line = slot.prefix + kcp.error_suffix(exc.code, exc.reason)
+                case kcp.Malformed():
+                    self._answer_malformed(parsed)
+                    if parsed.fatal:
+                        break
         if batch:
             self._frontend.gateway.submit(self, batch)
+
+    def _owe(self, slot: SlotT) -> SlotT:
+        self._slots.append(slot)
+        self._owed += slot.size
+        return slot
 
     def _answer_malformed(self, malformed: kcp.Malformed) -> None:
         error = InvalidRequest(malformed.reason)
         prefix = kcp.reply_prefix(malformed.request_id)
-        self._slots.append(Slot(prefix, prefix + kcp.error_suffix(error.code, error.reason)))
+        self._owe(Slot(prefix, prefix + kcp.error_suffix(error.code, error.reason)))
         if malformed.fatal:
             self._closing = True
 
@@ -223,11 +218,11 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or self._eof or transport.is_closing():
             return
-        pause = self._closing or self._write_paused or len(self._slots) >= self._max_pending
+        pause = self._closing or self._write_paused or self._owed >= self._max_pending
         if pause and not self._read_paused:
             transport.pause_reading()
             self._read_paused = True
-        elif not pause and self._read_paused and len(self._slots) <= self._max_pending // 2:
+        elif not pause and self._read_paused and self._owed <= self._max_pending // 2:
             transport.resume_reading()
             self._read_paused = False
 

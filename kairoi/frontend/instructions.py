@@ -13,7 +13,7 @@ from wcmatch import glob
 from kairoi import messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
 from kairoi.domain import MAX_STRING_BYTES
-from kairoi.errors import Forbidden, InvalidRequest
+from kairoi.errors import Forbidden, InvalidRequest, KairoiError
 from kairoi.schedule import parse_reference_time
 
 RULE_SET_USAGE = "RULE SET <rule> <pattern> shell <script> | amqp <dsn> <exchange> <routing key>"
@@ -60,6 +60,31 @@ class InstructionReader:
                 raise InvalidRequest(f"unknown instruction {word!r}")
             case _:
                 raise InvalidRequest("missing instruction")
+
+    def read_sets(
+        self, job_ids: tuple[str, ...], whens: tuple[str, ...]
+    ) -> tuple[messages.SetJobs | None, dict[int, KairoiError]]:
+        """``read`` of ``SET <job> <when>`` for each pair, as one request: the SetJobs of the
+        valid ones (None if none is), and the error of each other, by position."""
+        if max(map(len, job_ids)) * 4 <= MAX_STRING_BYTES:  # no id can be too long
+            try:  # the common case, in C-level passes: every date is valid
+                due_us = tuple(map(parse_reference_time, whens))
+                return messages.SetJobs(job_ids=job_ids, due_us=due_us), {}
+            except KairoiError:
+                pass
+        valid: list[messages.SetJob] = []
+        refused: dict[int, KairoiError] = {}
+        for position, (job_id, when) in enumerate(zip(job_ids, whens, strict=True)):
+            try:
+                valid.append(_set_job([job_id, when]))
+            except KairoiError as exc:
+                refused[position] = exc
+        if not valid:
+            return None, refused
+        return messages.SetJobs(
+            job_ids=tuple(set_job.job_id for set_job in valid),
+            due_us=tuple(set_job.due_us for set_job in valid),
+        ), refused
 
     def _set_rule(self, arguments: list[str]) -> messages.Request:
         _check_lengths(arguments)

@@ -25,6 +25,9 @@ _QUOTED_BODY = re.compile(rb'(?:[^"\\]|\\(?s:.))*')
 _ESCAPE = re.compile(rb"\\(?s:(.))")
 _PLAIN_REGION = re.compile(rb'(?:[^"\\\r]|"[^"\\\r\n]*")*')
 _PLAIN_ARGUMENT = re.compile(r'"[^"]*"|[^ "]+')
+_SET = r'([^ "\n]+) SET ([^ "\n]+) "([^"\n]*)"'
+_SET_LINES = re.compile(f"^{_SET}\n", re.MULTILINE)
+_SET_LINE = re.compile(_SET)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,27 @@ class Malformed:
     """The stream cannot be resynchronised: answer what is owed, then close."""
 
 
-Parsed = Message | Malformed
+@dataclass(frozen=True, slots=True)
+class SetLines:
+    """Consecutive lines of the commonest shape, ``<id> SET <job> "<when>"`` with a bare id
+    and job: what a ``Message`` of each would hold, as columns (pipelined SETs, parsed and
+    forwarded as a batch). A bare id needs no quoting in its reply."""
+
+    request_ids: tuple[str, ...]
+    job_ids: tuple[str, ...]
+    whens: tuple[str, ...]
+
+    def messages(self) -> list[Message]:
+        """The same lines as the general parser gives them, one Message each."""
+        return [
+            Message(request_id, ["SET", job_id, when])
+            for request_id, job_id, when in zip(
+                self.request_ids, self.job_ids, self.whens, strict=True
+            )
+        ]
+
+
+Parsed = Message | Malformed | SetLines
 
 
 class Parser:
@@ -114,7 +137,12 @@ class Parser:
             max(map(len, region.split(b"\n"))) > self.max_message_bytes
         ):
             return  # the full parser words that error
-        self._ready.extend(map(_parse_plain, region.decode("utf-8", "replace").split("\n")[:-1]))
+        text = region.decode("utf-8", "replace")
+        sets = _SET_LINES.findall(text)  # each match is one whole line
+        if len(sets) == text.count("\n"):
+            self._ready.append(SetLines(*map(tuple, zip(*sets, strict=True))))
+        else:
+            self._ready.extend(_parse_plain_lines(text.split("\n")[:-1]))
         self._reset(end)
 
     def finish(self) -> Malformed | None:
@@ -202,7 +230,24 @@ class Parser:
         self._id_broken = False
 
 
-def _parse_plain(line: str) -> Parsed:
+def _parse_plain_lines(lines: list[str]) -> list[Parsed]:
+    """Plain lines, each a Message or Malformed, runs of SET lines as SetLines."""
+    parsed: list[Parsed] = []
+    sets: list[tuple[str, ...]] = []
+    for line in lines:
+        if (match := _SET_LINE.fullmatch(line)) is not None:
+            sets.append(match.groups())
+            continue
+        if sets:
+            parsed.append(SetLines(*map(tuple, zip(*sets, strict=True))))
+            sets = []
+        parsed.append(_parse_plain(line))
+    if sets:
+        parsed.append(SetLines(*map(tuple, zip(*sets, strict=True))))
+    return parsed
+
+
+def _parse_plain(line: str) -> Message | Malformed:
     if '"' in line:
         arguments = [arg[1:-1] if arg[0] == '"' else arg for arg in _PLAIN_ARGUMENT.findall(line)]
     else:

@@ -15,6 +15,10 @@ from kairoi.errors import StoreError
 
 _PACKER = msgpack.Packer()  # reused: packb would build one per call
 _STATUSES = {int(status): status for status in JobStatus}
+_PLANNED_DUE = b"\x83\xa1s" + _PACKER.pack(int(JobStatus.PLANNED)) + b"\xa1d"
+"""A map of three entries, its first "s" (status): Planned, then the key "d" (due time)."""
+_RUN = b"\xa1n"
+_NEVER_RUN = _RUN + _PACKER.pack(0)
 
 
 def encode_job(job: Job) -> bytes:
@@ -22,6 +26,19 @@ def encode_job(job: Job) -> bytes:
     if job.status is JobStatus.TRIGGERED:
         record["l"], record["o"] = job.lease_until_us, job.owner
     data: bytes = _PACKER.pack(record)
+    return data
+
+
+def encode_planned(due_us: int, run: int) -> bytes:
+    """``encode_job`` of a Planned job, without building the Job (a batch of SETs makes
+    thousands): the map's bytes, with the two numbers packed into their places."""
+    data: bytes = _PLANNED_DUE + _PACKER.pack(due_us) + _RUN + _PACKER.pack(run)
+    return data
+
+
+def encode_new(due_us: int) -> bytes:
+    """``encode_planned`` of a job that has never run."""
+    data: bytes = _PLANNED_DUE + _PACKER.pack(due_us) + _NEVER_RUN
     return data
 
 

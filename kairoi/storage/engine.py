@@ -10,7 +10,7 @@ from typing import Final, assert_never
 
 from kairoi import messages
 from kairoi.clock import Clock, SystemClock
-from kairoi.domain import AmqpRunner, Job, JobStatus, Rule, ShellRunner, match_rule
+from kairoi.domain import AmqpRunner, Job, Rule, ShellRunner, match_rule
 from kairoi.errors import Conflict, InvalidRequest, KairoiError, StoreError
 from kairoi.storage import codec, keys
 from kairoi.storage.claims import Runs
@@ -54,7 +54,11 @@ class Engine:
     def _route(self, request: messages.Message) -> messages.Reply:
         match request:
             case messages.SetJob(job_id=job_id, due_us=due_us):
-                self._set_job(job_id, due_us)
+                if self._jobs.plan((job_id,), (due_us,)):
+                    raise _running(job_id)
+                self._due_at(due_us)
+            case messages.SetJobs():
+                return self._set_jobs(request)
             case messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=script):
                 self._set_rule(Rule(id=rule_id, pattern=pattern, runner=ShellRunner(script=script)))
             case messages.SetAmqpRule():
@@ -76,6 +80,7 @@ class Engine:
                 messages.Ok()
                 | messages.Failed()
                 | messages.Claimed()
+                | messages.Refused()
                 | messages.Execute()
                 | messages.Wakeup()
                 | messages.RunnerHello()
@@ -117,13 +122,24 @@ class Engine:
         if self._earliest is None or due_us < self._earliest:
             self._earliest = due_us
 
-    def _set_job(self, job_id: str, due_us: int) -> None:
-        current = self._jobs.get(job_id)
-        if current is not None and current.status is JobStatus.TRIGGERED:
-            raise Conflict(f"job {job_id!r} is running (Triggered); set it again once its run ends")
-        run = current.run if current is not None else 0
-        self._jobs.save(Job(id=job_id, due_us=due_us, status=JobStatus.PLANNED, run=run), current)
-        self._due_at(due_us)
+    def _set_jobs(self, request: messages.SetJobs) -> messages.Reply:
+        job_ids, due_us = request.job_ids, request.due_us
+        if len(job_ids) != len(due_us):
+            raise InvalidRequest("job_ids and due_us must have the same length")
+        running = self._jobs.plan(job_ids, due_us)
+        if not running:
+            if due_us:
+                self._due_at(min(due_us))
+            return OK
+        planned = set(range(len(job_ids))).difference(running)
+        if planned:
+            self._due_at(min(due_us[position] for position in planned))
+        errors = [_running(job_ids[position]) for position in running]
+        return messages.Refused(
+            positions=tuple(running),
+            codes=tuple(error.code for error in errors),
+            reasons=tuple(error.reason for error in errors),
+        )
 
     def _set_rule(self, rule: Rule) -> None:
         self._writes.put(keys.rule(rule.id), codec.encode_rule(rule))
@@ -137,3 +153,7 @@ class Engine:
             raise StoreError(
                 f"the database has schema {schema!r}; this Kairoi reads {keys.SCHEMA!r}"
             )
+
+
+def _running(job_id: str) -> Conflict:
+    return Conflict(f"job {job_id!r} is running (Triggered); set it again once its run ends")

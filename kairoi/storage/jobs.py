@@ -6,6 +6,8 @@ lease index at its lease expiry; other statuses have none.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kairoi.domain import Job, JobStatus
 from kairoi.storage import codec, keys
 from kairoi.storage.writes import PendingWrites
@@ -34,9 +36,55 @@ class JobTable:
         if (entry := _index_entry(job)) is not None:
             index, instant = entry
             self._writes.put(keys.timed(index, instant, job.id), b"")
-            floor = self._floors[index]
-            if floor is not None and instant < floor:
-                self._floors[index] = instant
+            self._lower_floor(index, instant)
+
+    def _lower_floor(self, index: bytes, instant: int) -> None:
+        floor = self._floors[index]
+        if floor is not None and instant < floor:
+            self._floors[index] = instant
+
+    def plan(self, job_ids: Sequence[str], due_us: Sequence[int]) -> list[int]:
+        """Plan each job at its due time, in order, creating the missing ones: what ``save``
+        of a Planned job does, for a whole batch at once (one multi-get, no Job built). A
+        running (Triggered) job is left as it is; the positions of those."""
+        job_keys = keys.jobs(job_ids)
+        stored = self._writes.kv.get_many(job_keys)
+        changes = self._writes.changes
+        if any(stored) or not changes.keys().isdisjoint(job_keys) or _repeats(job_keys):
+            running = self._plan_one_by_one(job_ids, due_us, job_keys, stored)
+        else:  # the commonest batch, all new jobs: C-level passes only
+            running = []
+            changes.update(zip(job_keys, map(codec.encode_new, due_us), strict=True))
+            changes.update(dict.fromkeys(map(keys.due_of_job_key, job_keys, due_us), b""))
+        if len(running) < len(due_us):
+            planned = due_us if not running else [due_us[p] for p in _others(due_us, running)]
+            self._lower_floor(keys.DUE, min(planned))
+        return running
+
+    def _plan_one_by_one(
+        self,
+        job_ids: Sequence[str],
+        due_us: Sequence[int],
+        job_keys: list[bytes],
+        stored: list[bytes | None],
+    ) -> list[int]:
+        changes = self._writes.changes
+        running: list[int] = []
+        for position, (key, due, found) in enumerate(zip(job_keys, due_us, stored, strict=True)):
+            # Changed earlier in this batch: that is its current state.
+            data = changes.get(key, found)
+            run = 0
+            if data is not None:
+                job = codec.decode_job(job_ids[position], data)
+                if job.status is JobStatus.TRIGGERED:
+                    running.append(position)
+                    continue
+                if (old_entry := _index_entry(job)) is not None:
+                    changes[keys.timed(*old_entry, job.id)] = None
+                run = job.run
+            changes[key] = codec.encode_planned(due, run)
+            changes[keys.due_of_job_key(key, due)] = b""
+        return running
 
     def earliest(self, index: bytes, limit: int) -> list[tuple[int, str]]:
         """The first ``limit`` entries of the due index (keys.DUE: Planned jobs by due time)
@@ -74,3 +122,12 @@ def _index_entry(job: Job) -> tuple[bytes, int] | None:
     if job.status is JobStatus.TRIGGERED:
         return keys.LEASE, job.lease_until_us
     return None
+
+
+def _repeats(items: list[bytes]) -> bool:
+    return len(set(items)) != len(items)
+
+
+def _others(items: Sequence[object], positions: list[int]) -> list[int]:
+    """The positions in ``items`` that are not in ``positions``."""
+    return sorted(set(range(len(items))).difference(positions))

@@ -13,6 +13,7 @@ order is time order for every instant before and after the epoch. Ids are UTF-8 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 JOB = b"j"
 DUE = b"d"
@@ -30,6 +31,11 @@ def job(job_id: str) -> bytes:
     return JOB + job_id.encode()
 
 
+def jobs(job_ids: Iterable[str]) -> list[bytes]:
+    """``job(id)`` of each id, in one pass (a batch of SETs reads thousands)."""
+    return [JOB + job_id.encode() for job_id in job_ids]
+
+
 def rule(rule_id: str) -> bytes:
     return RULE + rule_id.encode()
 
@@ -38,6 +44,12 @@ def timed(index: bytes, instant_us: int, job_id: str) -> bytes:
     """The entry of ``job_id`` at ``instant_us`` in ``index``: DUE (a Planned job at its due
     time) or LEASE (a Triggered job at its lease's end)."""
     return timed_bound(index, instant_us) + job_id.encode()
+
+
+def due_of_job_key(job_key: bytes, due_us: int) -> bytes:
+    """``timed(DUE, due_us, id)`` from the job's record key ``job(id)``, not its id: the id
+    is encoded once for both keys."""
+    return DUE + _TIME.pack(due_us + _OFFSET) + job_key[len(JOB) :]
 
 
 def timed_bound(index: bytes, instant_us: int) -> bytes:

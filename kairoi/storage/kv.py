@@ -14,6 +14,10 @@ from kairoi.errors import StoreError
 class KeyValueStore(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The value of each key (None where there is none), in one call."""
+        ...
+
     def write(self, batch: Mapping[bytes, bytes | None], sync: bool) -> None:
         """Apply every put and delete of ``batch`` atomically; raises StoreError."""
         ...
@@ -33,6 +37,9 @@ class MemoryStore:
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return [self.data.get(key) for key in keys]
 
     def write(self, batch: Mapping[bytes, bytes | None], sync: bool) -> None:
         if self.fail_writes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
@@ -41,13 +42,20 @@ class RocksStore:
         value: bytes | None = self._db.get(key)
         return value
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values = self._db.get(cast(list[Any], keys))  # one multi-get
+        return cast(list[bytes | None], values)
+
     def write(self, batch: Mapping[bytes, bytes | None], sync: bool) -> None:
         rocks_batch = WriteBatch(raw_mode=True)
+        put, delete = rocks_batch.put, rocks_batch.delete
         for key, value in batch.items():
             if value is None:
-                rocks_batch.delete(key)
+                delete(key)
             else:
-                rocks_batch.put(key, value)
+                put(key, value)
         try:
             self._db.write(rocks_batch, self._sync if sync else self._no_sync)
         except Exception as exc:

@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 from kairoi import config, messages
 from kairoi.bus import ReplyServer, RequestClient
 from kairoi.frontend.actor import Frontend
-from kairoi.storage import keys
+from kairoi.domain import Job, JobStatus
+from kairoi.storage import codec, keys
 from kairoi.storage.actor import Storage
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import MemoryStore
@@ -118,3 +119,30 @@ def test_garbage_on_the_bus_is_logged_and_dropped(endpoint: str) -> None:
     dropped = [log for log in logs if log["event"] == "bus.message_dropped"]
     assert len(dropped) == 2
     assert "SetJob takes 2 fields" in dropped[1]["reason"]
+
+
+def test_pipelined_sets_with_errors_among_them_are_answered_in_order(endpoint: str) -> None:
+    kv = MemoryStore()
+    running = Job(id="busy", due_us=1, status=JobStatus.TRIGGERED, run=1)
+    kv.write({keys.job("busy"): codec.encode_job(running)}, sync=True)
+    lines = b"".join(
+        [
+            *(
+                b'%d SET a.%d "2030-01-01 00:%02d:%02d"\n' % (i, i, i // 60, i % 60)
+                for i in range(500)
+            ),
+            b'bad SET a.x "2030-02-30 00:00:00"\n',
+            b'run SET busy "2030-01-01 00:00:00"\n',
+            b"rule RULE SET r a. shell /bin/sh\n",
+            b'last SET a.last "2030-01-01 00:00:00"\n',
+        ]
+    )
+    with storage_loop(endpoint, Engine(kv, fsync=True)):
+        replies = asyncio.run(ask(endpoint, lines, 504))
+    assert replies[:500] == [b"%d OK\n" % i for i in range(500)]
+    assert replies[500].startswith(b'bad ERROR invalid "invalid date')
+    assert replies[501].startswith(b"run ERROR conflict \"job 'busy' is running")
+    assert replies[502].startswith(b"rule ERROR forbidden")
+    assert replies[503] == b"last OK\n"
+    assert kv.get(keys.job("a.499")) is not None and kv.get(keys.job("a.x")) is None
+    assert kv.get(keys.job("busy")) == codec.encode_job(running)

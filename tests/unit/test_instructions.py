@@ -133,3 +133,29 @@ def test_default_allow_list_is_the_working_directory() -> None:
         policy.check("../elsewhere.sh")
     with pytest.raises(Forbidden):
         policy.check("/bin/sh")
+
+
+def test_a_run_of_sets_is_one_request(reader: InstructionReader) -> None:
+    request, refused = reader.read_sets(("a", "b"), ("2030-01-01 00:00:00", "2030-01-01 00:00:01"))
+    due = parse_reference_time("2030-01-01 00:00:00")
+    assert request == messages.SetJobs(job_ids=("a", "b"), due_us=(due, due + 1_000_000))
+    assert refused == {}
+
+
+def test_a_run_of_sets_refuses_bad_lines_by_position(reader: InstructionReader) -> None:
+    request, refused = reader.read_sets(
+        ("a", "b", "x" * 65_536, "c"),
+        ("2030-01-01 00:00:00", "2030-02-30 00:00:00", "2030-01-01 00:00:00", "now"),
+    )
+    assert request == messages.SetJobs(
+        job_ids=("a",), due_us=(parse_reference_time("2030-01-01 00:00:00"),)
+    )
+    assert sorted(refused) == [1, 2, 3]
+    assert "day is out of range" in refused[1].reason
+    assert "longer than 65535 bytes" in refused[2].reason
+    assert all(error.code == "invalid" for error in refused.values())
+
+
+def test_a_run_of_bad_sets_asks_storage_nothing(reader: InstructionReader) -> None:
+    request, refused = reader.read_sets(("a",), ("never",))
+    assert request is None and list(refused) == [0]

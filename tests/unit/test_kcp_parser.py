@@ -6,12 +6,13 @@ import random
 
 import pytest
 
-from kairoi.frontend.kcp import Malformed, Message, Parsed, Parser, quote
+from kairoi.frontend.kcp import Malformed, Message, Parsed, Parser, SetLines, quote
 
 
-def parse(
+def parse_raw(
     data: bytes, chunk: int | None = None, limit: int = 1 << 20
 ) -> tuple[list[Parsed], Parser]:
+    """What the parser gives, runs of SET lines as SetLines."""
     parser = Parser(limit)
     out: list[Parsed] = []
     pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
@@ -19,6 +20,17 @@ def parse(
         parser.feed(piece)
         while (parsed := parser.next()) is not None:
             out.append(parsed)
+    return out, parser
+
+
+def parse(
+    data: bytes, chunk: int | None = None, limit: int = 1 << 20
+) -> tuple[list[Parsed], Parser]:
+    """What the parser gives, one Message per line (SetLines expanded)."""
+    raw, parser = parse_raw(data, chunk, limit)
+    out: list[Parsed] = []
+    for parsed in raw:
+        out.extend(parsed.messages() if isinstance(parsed, SetLines) else [parsed])
     return out, parser
 
 
@@ -190,6 +202,50 @@ def test_fast_and_full_parsers_agree_on_random_input() -> None:
         whole, _ = parse(data)
         assert parse(data, chunk=1)[0] == whole
         assert parse(data, chunk=3)[0] == whole
+
+
+def test_pipelined_sets_come_as_one_run_per_read() -> None:
+    data = b"".join(b'%d SET app.job.%d "2030-01-01 00:00:%02d"\n' % (i, i, i) for i in range(50))
+    (run,), _ = parse_raw(data)
+    assert isinstance(run, SetLines)
+    assert run.request_ids == tuple(str(i) for i in range(50))
+    assert run.job_ids[7] == "app.job.7" and run.whens[7] == "2030-01-01 00:00:07"
+
+
+def test_other_lines_split_runs_of_sets_and_keep_their_order() -> None:
+    data = (
+        b'1 SET a "x"\n2 SET b "y"\n3 RULE SET r a shell s\n'
+        b'4 SET "c d" "z"\n5 SET e "w"\n\n6 SET f  "v"\n7 SET g "u"\n'
+    )
+    out, _ = parse_raw(data)
+    assert [type(parsed).__name__ for parsed in out] == [
+        "SetLines", "Message", "Message", "SetLines", "Malformed", "Message", "SetLines",
+    ]  # fmt: skip
+    assert out[0] == SetLines(("1", "2"), ("a", "b"), ("x", "y"))
+    assert out[2] == Message("4", ["SET", "c d", "z"])
+    assert out[5] == Message("6", ["SET", "f", "v"])
+
+
+def _random_set_line(rng: random.Random) -> bytes:
+    """A SET line of the commonest shape, now and then bent out of it."""
+    parts = [b"%d" % rng.randint(0, 99), b"SET", b"job.%d" % rng.randint(0, 9), b'"2030-01-01"']
+    bend = rng.randint(0, 12)
+    if bend == 1:
+        parts[rng.randint(0, 3)] += rng.choice([b" ", b'"', b"\t", "é".encode(), b"\xff", b"\r"])
+    elif bend == 2:
+        parts[rng.randint(0, 3)] = rng.choice([b"", b'""', b'"a b"', b"set", b'"SET"'])
+    elif bend == 3:
+        parts.insert(rng.randint(0, 4), rng.choice([b"", b"extra", b'"q"']))
+    return b" ".join(parts) + rng.choice([b"\n", b"\n", b"\n", b"\r\n"])
+
+
+def test_runs_of_sets_parse_as_the_general_parser_does() -> None:
+    rng = random.Random(20261202)
+    for _ in range(500):
+        data = b"".join(_random_set_line(rng) for _ in range(rng.randint(1, 12)))
+        whole, _ = parse(data)
+        assert parse(data, chunk=1)[0] == whole, data  # byte by byte: never a SetLines
+        assert parse(data, chunk=5)[0] == whole, data
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,9 @@ from kairoi.errors import MessageError
 
 SAMPLES: list[messages.Message] = [
     messages.SetJob(job_id="app.1", due_us=-5),
+    messages.SetJobs(job_ids=("a", "é b"), due_us=(1, -2)),
+    messages.SetJobs(job_ids=(), due_us=()),
+    messages.Refused(positions=(0, 3), codes=("conflict", "invalid"), reasons=("x", "y")),
     messages.SetShellRule(rule_id="r", pattern="", script="s.sh"),
     messages.SetAmqpRule(rule_id="r", pattern="a", dsn="amqp://x", exchange="", routing_key="k"),
     messages.Ok(),
@@ -46,6 +49,9 @@ def body(*items: object) -> list[bytes]:
         (body([1, 1, "j", "5"]), "SetJob.due_us"),
         (body([1, 1, b"j", 5]), "SetJob.job_id"),
         (body([1, 1, "j", True]), "SetJob.due_us"),
+        (body([1, 4, ["a", b"b"], [1, 2]]), "SetJobs.job_ids must hold only str"),
+        (body([1, 4, ["a", "b"], [1, True]]), "SetJobs.due_us must hold only int"),
+        (body([1, 4, ["a"], 5]), "SetJobs.due_us"),
     ],
 )
 def test_malformed_batches_are_refused(frames: list[bytes], reason: str) -> None:

@@ -140,3 +140,66 @@ def test_unreadable_records_are_store_errors() -> None:
         codec.decode_job("j", b"\xc1")
     with pytest.raises(StoreError, match="unknown runner"):
         codec.decode_rule("r", msgpack.packb({"p": "", "r": ["x"]}))
+
+
+def set_jobs(*pairs: tuple[str, int]) -> messages.SetJobs:
+    return messages.SetJobs(
+        job_ids=tuple(job_id for job_id, _ in pairs), due_us=tuple(due for _, due in pairs)
+    )
+
+
+def test_a_batch_of_sets_plans_every_job_as_single_sets_would(kv: KeyValueStore) -> None:
+    kv.write(
+        {
+            keys.job("old"): codec.encode_job(
+                Job(id="old", due_us=1, status=JobStatus.EXECUTED, run=2)
+            )
+        },
+        sync=True,
+    )
+    engine = Engine(kv, fsync=True)
+    assert engine.apply(set_jobs(("a", 30), ("old", 10), ("b", -5))) == messages.Ok()
+    engine.commit()
+    assert due_index(kv) == [(-5, "b"), (10, "old"), (30, "a")]
+    assert engine.job("old") == Job(id="old", due_us=10, status=JobStatus.PLANNED, run=2)
+    assert engine.job("a") == Job(id="a", due_us=30, status=JobStatus.PLANNED)
+
+
+def test_a_batch_that_sets_a_job_twice_keeps_the_last(kv: KeyValueStore) -> None:
+    engine = Engine(kv, fsync=True)
+    engine.apply(set_job("a", 99))
+    assert engine.apply(set_jobs(("a", 30), ("b", 5), ("a", 20))) == messages.Ok()
+    engine.commit()
+    assert due_index(kv) == [(5, "b"), (20, "a")]
+
+
+def test_a_batch_refuses_only_its_running_jobs(kv: KeyValueStore) -> None:
+    running = Job(id="r", due_us=1, status=JobStatus.TRIGGERED, run=1)
+    kv.write({keys.job("r"): codec.encode_job(running)}, sync=True)
+    engine = Engine(kv, fsync=True)
+    reply = engine.apply(set_jobs(("a", 30), ("r", 10), ("b", 5), ("r", 7)))
+    assert isinstance(reply, messages.Refused)
+    assert reply.positions == (1, 3) and reply.codes == ("conflict", "conflict")
+    assert "'r' is running" in reply.reasons[0]
+    engine.commit()
+    assert engine.job("r") == running
+    assert due_index(kv) == [(5, "b"), (30, "a")]
+
+
+def test_a_batch_wakes_the_dispatcher_for_its_earliest_planned_job(kv: KeyValueStore) -> None:
+    kv.write(
+        {keys.job("r"): codec.encode_job(Job(id="r", due_us=1, status=JobStatus.TRIGGERED))},
+        sync=True,
+    )
+    engine = Engine(kv, fsync=True)
+    engine.apply(set_jobs(("r", 1), ("a", 30), ("b", 20)))
+    engine.commit()
+    assert engine.take_wakeup() == 20
+
+
+def test_a_batch_with_columns_of_different_lengths_is_invalid(kv: KeyValueStore) -> None:
+    engine = Engine(kv, fsync=True)
+    reply = engine.apply(messages.SetJobs(job_ids=("a", "b"), due_us=(1,)))
+    assert isinstance(reply, messages.Failed) and reply.code == "invalid"
+    engine.commit()
+    assert due_index(kv) == []
