@@ -88,8 +88,10 @@ def _amqp(options: argparse.Namespace, stamp: str) -> dict[str, Any] | None:
 def _scale(options: argparse.Namespace, stamp: str) -> None:
     figures = scale.run(jobs=options.scale)
     _table(f"S1 scale ({figures['planned_jobs']:,} planned jobs)", [
-        ("resident memory, all Kairoi processes (MiB)", figures["rss_mb"], "target <= 200"),
-        ("  after 100,000 more SETs (MiB)", figures["rss_mb_after_probe"], ""),
+        ("memory at rest, all processes, RSS sum (MiB)", figures["rss_mb"], "target <= 200"),
+        ("  PSS sum: shared pages counted once (MiB)", figures["pss_mb"], ""),
+        ("  RSS right after loading them (MiB)", figures["rss_mb_loaded"], ""),
+        ("  RSS right after 100,000 more SETs (MiB)", figures["rss_mb_after_probe"], ""),
         ("W1 SETs/s while holding them", f"{figures['probe_sets_per_second']:,}", ""),
         ("start to serving (s)", figures["start_to_serving_s"], "target <= 2"),
         ("disk used (MiB)", figures["disk_mb"], ""),

@@ -2,9 +2,13 @@
 
 The jobs are loaded over 4 pipelined KCP connections (durably, as any SET), due at distinct
 seconds of an hour in 2030. Then, with the store holding them: the resident memory of every
-Kairoi process (the supervisor and its children, summed), the rate of 100,000 more SETs on one
-connection, the database's size on disk, and the time from starting ``kairoi serve`` again to
-its first answered request.
+Kairoi process (the supervisor and its children, summed) right after the load and once at rest,
+the rate of 100,000 more SETs on one connection, the database's size on disk, and the time from
+starting ``kairoi serve`` again to its first answered request.
+
+Memory is summed two ways: resident set sizes (RSS), which count each shared library once per
+process that maps it, and proportional set sizes (PSS), which share each such page out among
+the processes mapping it, so that the sum is what the processes take from the machine.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from kairoi.client.server import ServerProcess
 
 LOAD_CONNECTIONS = 4
 BATCH = 250_000  # SETs per connection per round: bounds the request text held in memory
+REST_SAMPLE_SECONDS = 1.0
+REST_SAMPLES = 4
+"""At rest: this many samples in a row within 1 MiB of each other."""
 
 
 def run(jobs: int = 1_000_000, probe: int = 100_000) -> dict[str, Any]:
@@ -30,9 +37,10 @@ def run(jobs: int = 1_000_000, probe: int = 100_000) -> dict[str, Any]:
             load_started = time.perf_counter()
             _load(port, jobs)
             load_seconds = time.perf_counter() - load_started
-            idle_rss = _rss_mb(server)
+            loaded = _memory_mb(server)
+            at_rest = _memory_at_rest_mb(server)
             rate = pipelined_sets(port, probe, prefix="probe")
-            busy_rss = _rss_mb(server)
+            after_probe = _memory_mb(server)
         finally:
             server.stop()
         disk_mb = _size_mb(server.data_dir)
@@ -46,8 +54,10 @@ def run(jobs: int = 1_000_000, probe: int = 100_000) -> dict[str, Any]:
     return {
         "planned_jobs": jobs + probe,
         "load_sets_per_second": round(jobs / load_seconds),
-        "rss_mb": idle_rss,
-        "rss_mb_after_probe": busy_rss,
+        "rss_mb_loaded": loaded[0],
+        "rss_mb": at_rest[0],
+        "pss_mb": at_rest[1],
+        "rss_mb_after_probe": after_probe[0],
         "probe_sets_per_second": round(rate),
         "disk_mb": disk_mb,
         "start_to_serving_s": round(serving_seconds, 3),
@@ -77,20 +87,35 @@ def _first_answer(port: int) -> None:
         time.sleep(0.01)
 
 
-def _rss_mb(server: ServerProcess) -> float:
-    """Resident memory of ``kairoi serve`` and every process under it, in MiB."""
+def _memory_mb(server: ServerProcess) -> tuple[float, float]:
+    """(RSS, PSS) of ``kairoi serve`` and every process under it, summed, in MiB."""
     assert server.process is not None
-    pids = [server.process.pid, *_descendants(server.process.pid)]
-    total_kb = 0
-    for pid in pids:
+    rss_kb = pss_kb = 0
+    for pid in [server.process.pid, *_descendants(server.process.pid)]:
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total_kb += int(line.split()[1])
-    return round(total_kb / 1024, 1)
+        for line in rollup.splitlines():
+            name, _, value = line.partition(":")
+            if name in ("Rss", "Pss"):
+                kb = int(value.split()[0])
+                rss_kb, pss_kb = (rss_kb + kb, pss_kb) if name == "Rss" else (rss_kb, pss_kb + kb)
+    return round(rss_kb / 1024, 1), round(pss_kb / 1024, 1)
+
+
+def _memory_at_rest_mb(server: ServerProcess, timeout: float = 120.0) -> tuple[float, float]:
+    """``_memory_mb`` once it has settled: the processes give memory back when they turn idle
+    (RocksDB's compactions after a large load can take a while)."""
+    deadline = time.monotonic() + timeout
+    samples = [_memory_mb(server)]
+    while time.monotonic() < deadline:
+        time.sleep(REST_SAMPLE_SECONDS)
+        samples.append(_memory_mb(server))
+        recent = [rss for rss, _ in samples[-REST_SAMPLES:]]
+        if len(recent) == REST_SAMPLES and max(recent) - min(recent) <= 1.0:
+            break
+    return samples[-1]
 
 
 def _descendants(pid: int) -> list[int]:

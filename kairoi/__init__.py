@@ -1,8 +1,5 @@
 """Kairoi: a time-based job scheduler server."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("kairoi")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+__version__ = "0.1.0"
+"""The one place the version is written (pyproject.toml reads it from here): no process pays
+for importlib.metadata, several MiB each, to learn it."""

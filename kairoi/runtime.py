@@ -16,7 +16,8 @@ import select
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from types import FrameType
 from typing import Any
 
@@ -27,13 +28,73 @@ _PR_SET_PDEATHSIG = 1
 
 
 def run_async(main: Coroutine[Any, Any, None]) -> None:
-    """Run an asyncio process on uvloop (a faster event loop written in C) where it exists."""
+    """Run an asyncio process on uvloop (a faster event loop written in C) where it exists,
+    handing freed memory back to the system whenever it turns idle."""
     try:
         import uvloop  # noqa: PLC0415 (optional: not on every platform)
     except ImportError:
-        asyncio.run(main)
+        asyncio.run(_releasing_memory_when_idle(main))
     else:
-        uvloop.run(main)
+        uvloop.run(_releasing_memory_when_idle(main))
+
+
+async def _releasing_memory_when_idle(main: Coroutine[Any, Any, None]) -> None:
+    async def watch() -> None:
+        idle = IdleWatch()
+        while True:
+            await asyncio.sleep(IDLE_SECONDS)
+            if idle.turned_idle():
+                release_free_memory()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await main
+    finally:
+        watcher.cancel()
+
+
+IDLE_SECONDS = 1.0
+"""A process that used (almost) no CPU for this long after being busy is idle."""
+BUSY_CPU_SECONDS = 0.01
+"""CPU time within IDLE_SECONDS above which a process counts as busy."""
+
+
+class IdleWatch:
+    """Tells, when asked every IDLE_SECONDS, whether the process has just turned idle: it was
+    busy since it last turned idle, and used (almost) no CPU since it was last asked."""
+
+    def __init__(self, cpu_seconds: Callable[[], float] = time.process_time) -> None:
+        self._cpu_seconds = cpu_seconds
+        self._last = cpu_seconds()
+        self._busy = False
+
+    def turned_idle(self) -> bool:
+        now = self._cpu_seconds()
+        used, self._last = now - self._last, now
+        if used > BUSY_CPU_SECONDS:
+            self._busy = True
+            return False
+        turned, self._busy = self._busy, False
+        return turned
+
+
+def release_free_memory() -> None:
+    """Give the memory freed since the last call back to the system. glibc's allocator keeps
+    freed memory for reuse: after a burst of requests a process would stay at its peak size
+    (tens of MiB) for the rest of its life."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim  # glibc only
+    except AttributeError:
+        return None
+    return trim
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 def stop_on_signals() -> asyncio.Event:

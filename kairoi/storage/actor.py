@@ -6,11 +6,13 @@ fsync when ``database.fsync_on_persist``), and only then are the replies sent.
 
 from __future__ import annotations
 
+import time
+
 from kairoi import log, messages
 from kairoi.bus import ReplyServer
 from kairoi.config import Config
 from kairoi.errors import StoreError
-from kairoi.runtime import ShutdownFlag
+from kairoi.runtime import IDLE_SECONDS, IdleWatch, ShutdownFlag, release_free_memory
 from kairoi.storage.engine import Engine
 from kairoi.storage.rocks import RocksStore
 
@@ -37,15 +39,26 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
                 rules=len(engine.rules),
             )
             storage = Storage(server, engine, config.storage.max_batch)
-            while not shutdown.requested:
-                server.wait(None)
-                storage.serve_waiting()
+            _serve(storage, server, shutdown)
             storage.serve_waiting()  # what arrived meanwhile
         finally:
             server.close()
     finally:
         kv.close()
     _log.info("service.stopped", signal=shutdown.signal_name)
+
+
+def _serve(storage: Storage, server: ReplyServer, shutdown: ShutdownFlag) -> None:
+    """Serve until shutdown; when storage turns idle after work, give memory back."""
+    idle = IdleWatch()
+    next_check = time.monotonic() + IDLE_SECONDS
+    while not shutdown.requested:
+        server.wait(max(1, int((next_check - time.monotonic()) * 1000)))
+        storage.serve_waiting()
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + IDLE_SECONDS
+            if idle.turned_idle():
+                storage.release_memory()
 
 
 class Storage:
@@ -75,6 +88,14 @@ class Storage:
         for peer, replies in answered:
             self._server.send(peer, replies)
         self._wake_dispatcher()
+
+    def release_memory(self) -> None:
+        """Idle: write the memtable out, then give the freed memory back to the system."""
+        try:
+            self._engine.release_memory()
+        except StoreError as exc:
+            _log.warning("storage.flush_failed", reason=str(exc))
+        release_free_memory()
 
     def _apply(self, peer: bytes, request: messages.Message) -> messages.Reply:
         if isinstance(request, messages.ClaimDue):

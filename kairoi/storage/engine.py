@@ -103,6 +103,10 @@ class Engine:
                 raise
         self.rules.update(rule_changes)
 
+    def release_memory(self) -> None:
+        """Between bursts: let the store give back the memory it holds for writes."""
+        self._kv.release_memory()
+
     def take_wakeup(self) -> int | None:
         """After a commit: a due time earlier than the dispatcher knows of, to tell it."""
         earliest, self._earliest = self._earliest, None

@@ -26,6 +26,11 @@ class KeyValueStore(Protocol):
         """Keys in ``[start, end)``, in byte order, with their values."""
         ...
 
+    def release_memory(self) -> None:
+        """Between bursts of writes: free what the store holds to absorb them (it stays
+        correct and durable either way)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -53,6 +58,9 @@ class MemoryStore:
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         for key in sorted(key for key in self.data if start <= key < end):
             yield key, self.data[key]
+
+    def release_memory(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

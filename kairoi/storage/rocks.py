@@ -6,20 +6,46 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    BlockBasedIndexType,
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 
 from kairoi.errors import StoreError
 
 MEMTABLE_BYTES = 16 << 20
+BLOCK_CACHE_BYTES = 8 << 20
+FLUSH_WHEN_IDLE_BYTES = 1 << 20
+"""An idle storage writes its memtable out once it holds this much: the memory it took is
+freed, and a restart has less of the write-ahead log to replay."""
 
 
 def _bound_memory(options: Options) -> None:
-    """Keep storage's memory from growing with its write rate: at most two 16 MiB memtables
-    being filled or flushed (RocksDB's default is 64 MiB each). Index blocks stay outside the
-    block cache: putting them in a small cache made every SET of a new job read them again
-    from disk once the store held a few million jobs, and storage fell behind."""
+    """Keep storage's memory flat however many jobs it holds.
+
+    - At most two 16 MiB memtables being filled or flushed (RocksDB's default is 64 MiB each).
+    - One 8 MiB block cache (RocksDB's default is 32 MiB, filled as the data grows) that also
+      holds the index blocks, which otherwise stay in memory beside it, one per table file,
+      growing with the data.
+    - Partitioned indexes: a table file's index is cut into small blocks that the cache takes
+      and drops one by one; only its top level stays pinned. (With whole index blocks in a
+      small cache, a table file's large index block was evicted and read again from disk at
+      every lookup once the store held a few million jobs.)
+    """
     options.set_write_buffer_size(MEMTABLE_BYTES)
     options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
+    table.set_index_type(BlockBasedIndexType.two_level_index_search())
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_top_level_index_and_filter(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    options.set_block_based_table_factory(table)
 
 
 class RocksStore:
@@ -70,6 +96,14 @@ class RocksStore:
                 return
             yield key, iterator.value()
             iterator.next()
+
+    def release_memory(self) -> None:
+        held = self._db.property_int_value("rocksdb.cur-size-active-mem-table") or 0
+        if held >= FLUSH_WHEN_IDLE_BYTES:
+            try:
+                self._db.flush(wait=True)
+            except Exception as exc:
+                raise StoreError(f"cannot flush the database at {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()

@@ -14,8 +14,8 @@ from structlog.testing import capture_logs
 
 from kairoi import config, messages
 from kairoi.bus import ReplyServer, RequestClient
-from kairoi.frontend.actor import Frontend
 from kairoi.domain import Job, JobStatus
+from kairoi.frontend.actor import Frontend
 from kairoi.storage import codec, keys
 from kairoi.storage.actor import Storage
 from kairoi.storage.engine import Engine

@@ -38,6 +38,7 @@ def test_scale_benchmark_runs() -> None:
     figures = scale.run(jobs=2_000, probe=500)
     assert figures["planned_jobs"] == 2_500
     assert figures["rss_mb"] > 0 and figures["disk_mb"] > 0
+    assert 0 < figures["pss_mb"] <= figures["rss_mb"] <= figures["rss_mb_loaded"] + 50
     assert 0 < figures["start_to_serving_s"] < 60
 
 

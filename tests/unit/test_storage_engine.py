@@ -203,3 +203,19 @@ def test_a_batch_with_columns_of_different_lengths_is_invalid(kv: KeyValueStore)
     assert isinstance(reply, messages.Failed) and reply.code == "invalid"
     engine.commit()
     assert due_index(kv) == []
+
+
+def test_an_idle_rocksdb_writes_a_large_memtable_out_and_keeps_everything(
+    tmp_path: Path,
+) -> None:
+    store = RocksStore(str(tmp_path / "db"))
+    store.write({b"small": b"x"}, sync=True)
+    store.release_memory()
+    assert not list((tmp_path / "db").glob("*.sst")), "a small memtable stays"
+    store.write({b"k%d" % i: b"v" * 100 for i in range(20_000)}, sync=True)
+    store.release_memory()
+    assert list((tmp_path / "db").glob("*.sst")), "a large one is written to a table file"
+    store.close()
+    reopened = RocksStore(str(tmp_path / "db"))
+    assert reopened.get(b"k19999") == b"v" * 100 and reopened.get(b"small") == b"x"
+    reopened.close()
