@@ -25,7 +25,8 @@ _QUOTED_BODY = re.compile(rb'(?:[^"\\]|\\(?s:.))*')
 _ESCAPE = re.compile(rb"\\(?s:(.))")
 _PLAIN_REGION = re.compile(rb'(?:[^"\\\r]|"[^"\\\r\n]*")*')
 _PLAIN_ARGUMENT = re.compile(r'"[^"]*"|[^ "]+')
-_SET = r'([^ "\n]+) SET ([^ "\n]+) "([^"\n]*)"'
+_SET = r'([^ "\n\\\r]+) SET ([^ "\n\\\r]+) "([^"\n\\\r]*)"'
+"""A plain SET line: no backslash, no CR, bare id and job, quoted date."""
 _SET_LINES = re.compile(f"^{_SET}\n", re.MULTILINE)
 _SET_LINE = re.compile(_SET)
 
@@ -122,28 +123,33 @@ class Parser:
         """Fast path: parse every whole line from ``pos`` that needs no escape handling.
 
         Plain means no backslash and no CR anywhere, and quotes paired within each line, so
-        each line is one message. The region is checked and decoded by single C-level calls.
+        each line is one message. Pipelined SETs are tried first: when every line is a plain
+        SET (one C-level pass finds them all), that pass alone parses them. Otherwise the
+        region that is plain is checked and decoded by single C-level calls.
         """
         buf = self._buf
         last_lf = buf.rfind(b"\n", pos)
-        if last_lf < 0:
+        if last_lf < 0 or self._too_long_within(pos, last_lf + 1):
+            return
+        text = buf[pos : last_lf + 1].decode("utf-8", "replace")
+        sets = _SET_LINES.findall(text)  # each match is one whole plain line
+        if len(sets) == text.count("\n"):
+            self._ready.append(SetLines(*map(tuple, zip(*sets, strict=True))))
+            self._reset(last_lf + 1)
             return
         plain = _PLAIN_REGION.match(buf, pos, last_lf + 1)
         end = buf.rfind(b"\n", pos, plain.end()) + 1 if plain else 0
         if end <= pos:
             return
-        region = bytes(buf[pos:end])
-        if end - pos > self.max_message_bytes and (
-            max(map(len, region.split(b"\n"))) > self.max_message_bytes
-        ):
-            return  # the full parser words that error
-        text = region.decode("utf-8", "replace")
-        sets = _SET_LINES.findall(text)  # each match is one whole line
-        if len(sets) == text.count("\n"):
-            self._ready.append(SetLines(*map(tuple, zip(*sets, strict=True))))
-        else:
-            self._ready.extend(_parse_plain_lines(text.split("\n")[:-1]))
+        lines = bytes(buf[pos:end]).decode("utf-8", "replace").split("\n")[:-1]
+        self._ready.extend(_parse_plain_lines(lines))
         self._reset(end)
+
+    def _too_long_within(self, start: int, end: int) -> bool:
+        """Whether a line in ``[start, end)`` is over the limit (the full parser words it)."""
+        return end - start > self.max_message_bytes and (
+            max(map(len, self._buf[start:end].split(b"\n"))) > self.max_message_bytes
+        )
 
     def finish(self) -> Malformed | None:
         """At end of input: what to say about a message that never got its LF."""

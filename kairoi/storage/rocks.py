@@ -20,9 +20,9 @@ from kairoi.errors import StoreError
 
 MEMTABLE_BYTES = 16 << 20
 BLOCK_CACHE_BYTES = 8 << 20
-FLUSH_WHEN_IDLE_BYTES = 1 << 20
-"""An idle storage writes its memtable out once it holds this much: the memory it took is
-freed, and a restart has less of the write-ahead log to replay."""
+FLUSH_WHEN_IDLE_ENTRIES = 10_000
+"""An idle storage writes its memtable out once it holds this many entries (about 1 MiB):
+the memory it took is freed, and a restart has less of the write-ahead log to replay."""
 
 
 def _bound_memory(options: Options) -> None:
@@ -39,6 +39,8 @@ def _bound_memory(options: Options) -> None:
     """
     options.set_write_buffer_size(MEMTABLE_BYTES)
     options.set_max_write_buffer_number(2)
+    options.set_memtable_prefix_bloom_ratio(0.1)
+    options.set_memtable_whole_key_filtering(True)
     table = BlockBasedOptions()
     table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
     table.set_index_type(BlockBasedIndexType.two_level_index_search())
@@ -98,8 +100,8 @@ class RocksStore:
             iterator.next()
 
     def release_memory(self) -> None:
-        held = self._db.property_int_value("rocksdb.cur-size-active-mem-table") or 0
-        if held >= FLUSH_WHEN_IDLE_BYTES:
+        held = self._db.property_int_value("rocksdb.num-entries-active-mem-table") or 0
+        if held >= FLUSH_WHEN_IDLE_ENTRIES:
             try:
                 self._db.flush(wait=True)
             except Exception as exc:

@@ -231,7 +231,8 @@ def _random_set_line(rng: random.Random) -> bytes:
     parts = [b"%d" % rng.randint(0, 99), b"SET", b"job.%d" % rng.randint(0, 9), b'"2030-01-01"']
     bend = rng.randint(0, 12)
     if bend == 1:
-        parts[rng.randint(0, 3)] += rng.choice([b" ", b'"', b"\t", "é".encode(), b"\xff", b"\r"])
+        bent = [b" ", b'"', b"\t", "é".encode(), b"\xff", b"\r", b"\\", b'\\"', b"\\\\"]
+        parts[rng.randint(0, 3)] += rng.choice(bent)
     elif bend == 2:
         parts[rng.randint(0, 3)] = rng.choice([b"", b'""', b'"a b"', b"set", b'"SET"'])
     elif bend == 3:
