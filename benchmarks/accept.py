@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.floors import floors
 from kairoi.client.kcp import KcpClient
 from kairoi.client.server import ServerProcess
 
@@ -95,6 +96,7 @@ def run(sets: int = 200_000, rtts: int = 5_000, connections: int = 4) -> dict[st
         finally:
             server.stop()
     return {
+        **floors(min(rtts, 2_000)),
         "pipelined_sets": sets,
         "sets_per_second": round(rate),
         "connections": connections,

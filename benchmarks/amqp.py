@@ -16,6 +16,7 @@ from pamqp import commands as spec
 from benchmarks.fire import _pct, _set_over_bus
 from kairoi.amqp.connection import ChannelHandler, Connection
 from kairoi.amqp.dsn import parse_dsn
+from kairoi.amqp.publishing import ConfirmingChannel
 from kairoi.client.kcp import KcpClient
 from kairoi.client.server import ServerProcess, Settings
 
@@ -101,9 +102,39 @@ def run(jobs: int = 2000, spread_seconds: float = 10.0, volume: int = 20_000) ->
                 }
             finally:
                 server.stop()
+        figures.update(asyncio.run(_broker_alone(consumer, jobs, spread_seconds)))
     finally:
         consumer.close()
     return {"jobs": jobs, "volume": volume, **figures}
+
+
+async def _broker_alone(consumer: Consumer, jobs: int, seconds: float) -> dict[str, float]:
+    """RabbitMQ's own share: the same messages (confirmed, persistent, mandatory) published
+    by a plain client of the project's AMQP client, all at once and then one by one as the
+    spread workload would; from each publish to the consumer."""
+    connection = await Connection.open(parse_dsn(DSN), timeout=10)
+    try:
+        channel = await ConfirmingChannel.open(connection, timeout=10)
+        published: dict[str, int] = {}
+        for i in range(jobs):
+            job_id = f"floor.burst.{i}"
+            published[job_id] = time.time_ns() // 1000
+            channel.publish(consumer.exchange, "jobs", job_id.encode(), job_id.encode())
+        burst = await asyncio.to_thread(_lateness, consumer, published)
+        spread: dict[str, int] = {}
+        for i in range(jobs):
+            await asyncio.sleep(seconds / jobs)
+            job_id = f"floor.spread.{i}"
+            spread[job_id] = time.time_ns() // 1000
+            channel.publish(consumer.exchange, "jobs", job_id.encode(), job_id.encode())
+        lateness = await asyncio.to_thread(_lateness, consumer, spread)
+    finally:
+        await connection.close()
+    return {
+        "broker_burst_max_ms": max(burst),
+        "broker_spread_p50_ms": _pct(lateness, 50),
+        "broker_spread_p99_ms": _pct(lateness, 99),
+    }
 
 
 def _throughput(server: ServerProcess, consumer: Consumer, jobs: int) -> dict[str, float]:

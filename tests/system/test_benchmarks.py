@@ -17,6 +17,9 @@ def test_accept_benchmark_runs() -> None:
     assert figures["pipelined_sets"] == 300
     assert figures["sets_per_second"] > 0 and figures["parallel_sets_per_second"] > 0
     assert 0 < figures["rtt_p50_ms"] <= figures["rtt_p99_ms"]
+    parts = ("durable_write_p50_ms", "bus_round_trip_p50_ms", "tcp_round_trip_p50_ms")
+    assert all(figures[part] > 0 for part in parts)
+    assert figures["floor_p50_ms"] == pytest.approx(sum(figures[part] for part in parts))
 
 
 def test_fire_benchmark_runs() -> None:
@@ -32,6 +35,8 @@ def test_amqp_benchmark_runs(rabbitmq: str) -> None:
     assert figures["publishes_per_second"] > 0
     assert 0 <= figures["spread_p50_ms"] <= figures["spread_max_ms"]
     assert 0 <= figures["burst_p50_ms"] <= figures["burst_max_ms"]
+    assert figures["broker_burst_max_ms"] > 0
+    assert 0 < figures["broker_spread_p50_ms"] <= figures["broker_spread_p99_ms"]
 
 
 def test_scale_benchmark_runs() -> None:
