@@ -13,6 +13,7 @@ the processes mapping it, so that the sum is what the processes take from the ma
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +25,10 @@ from kairoi.client.server import ServerProcess
 
 LOAD_CONNECTIONS = 4
 BATCH = 250_000  # SETs per connection per round: bounds the request text held in memory
-REST_SAMPLE_SECONDS = 1.0
-REST_SAMPLES = 4
-"""At rest: this many samples in a row within 1 MiB of each other."""
+REST_SECONDS = 3
+REST_CPU_SECONDS = 0.05
+"""At rest: this many seconds in a row in each of which all processes together used less CPU
+than this (each process gives memory back after one idle second)."""
 
 
 def run(jobs: int = 1_000_000, probe: int = 100_000) -> dict[str, Any]:
@@ -39,7 +41,7 @@ def run(jobs: int = 1_000_000, probe: int = 100_000) -> dict[str, Any]:
             load_seconds = time.perf_counter() - load_started
             loaded = _memory_mb(server)
             at_rest = _memory_at_rest_mb(server)
-            rate = pipelined_sets(port, probe, prefix="probe")
+            rate = pipelined_sets(port, probe, prefix="probe")  # at rest: no compaction under way
             after_probe = _memory_mb(server)
         finally:
             server.stop()
@@ -104,18 +106,30 @@ def _memory_mb(server: ServerProcess) -> tuple[float, float]:
     return round(rss_kb / 1024, 1), round(pss_kb / 1024, 1)
 
 
-def _memory_at_rest_mb(server: ServerProcess, timeout: float = 120.0) -> tuple[float, float]:
-    """``_memory_mb`` once it has settled: the processes give memory back when they turn idle
-    (RocksDB's compactions after a large load can take a while)."""
+def _memory_at_rest_mb(server: ServerProcess, timeout: float = 300.0) -> tuple[float, float]:
+    """``_memory_mb`` once every process is at rest: the processes give memory back when they
+    turn idle, and storage is busy with RocksDB's compactions for a while after a large load."""
     deadline = time.monotonic() + timeout
-    samples = [_memory_mb(server)]
-    while time.monotonic() < deadline:
-        time.sleep(REST_SAMPLE_SECONDS)
-        samples.append(_memory_mb(server))
-        recent = [rss for rss, _ in samples[-REST_SAMPLES:]]
-        if len(recent) == REST_SAMPLES and max(recent) - min(recent) <= 1.0:
-            break
-    return samples[-1]
+    quiet = 0
+    used = _cpu_seconds(server)
+    while time.monotonic() < deadline and quiet < REST_SECONDS:
+        time.sleep(1.0)
+        used, before = _cpu_seconds(server), used
+        quiet = quiet + 1 if used - before < REST_CPU_SECONDS else 0
+    return _memory_mb(server)
+
+
+def _cpu_seconds(server: ServerProcess) -> float:
+    """CPU time used so far by ``kairoi serve`` and every process under it."""
+    assert server.process is not None
+    ticks = 0
+    for pid in [server.process.pid, *_descendants(server.process.pid)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _descendants(pid: int) -> list[int]:
