@@ -30,6 +30,10 @@ def main() -> None:
     )
     options = parser.parse_args()
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    speed = _machine_speed()
+    print(f"machine: {os.cpu_count()} cores; a pure-Python loop of 10 million additions: "
+          f"{speed} s (to compare figures taken on different days)")  # fmt: skip
+    _keep("machine", stamp, {"python_loop_seconds": speed})
     kairoi: dict[str, dict[str, Any]] = {}
     if options.only in (None, "accept"):
         figures = kairoi["accept"] = accept.run(sets=options.sets, rtts=options.rtts)
@@ -113,6 +117,19 @@ def _peers(options: argparse.Namespace, stamp: str, kairoi: dict[str, dict[str, 
     for label, ours, best, verdict in compare.rows(kairoi, peers):
         print(f"{label:<44} {ours!s:>12}  {best:<34} {verdict}")
     _keep("peers", stamp, {"peers": peers, "kairoi": kairoi})
+
+
+def _machine_speed() -> float:
+    """Seconds for a fixed pure-Python loop, the best of three: this VM's speed drifts from
+    day to day (and by a quarter within minutes), and Kairoi's figures follow it."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        times.append(time.perf_counter() - started)
+    return round(min(times), 2)
 
 
 def _table(title: str, rows: list[tuple[str, Any, str]]) -> None:
