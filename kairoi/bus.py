@@ -193,3 +193,59 @@ class Router:
     def close(self) -> None:
         """Close every socket of this client (its monitor too) without waiting."""
         self._context.destroy(linger=0)
+
+
+class ControlServer:
+    """Binds the control bus's ROUTER socket inside an asyncio loop: raw request bodies from
+    REQ clients (or DEALERs that send an empty delimiter frame first), each answered to its
+    sender. The bodies are the control protocol's, not ``messages``'."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._context = zmq.asyncio.Context()
+        self._socket = self._context.socket(zmq.ROUTER)
+        _configure(self._socket, linger_ms=0)
+        self.endpoint = _bind(self._socket, endpoint, self.close)
+
+    async def receive(self) -> tuple[list[bytes], bytes | None]:
+        """The next request: its envelope (the route back), and its body (None when the
+        message has not the shape of a request: the caller answers that it is invalid)."""
+        frames = await self._socket.recv_multipart()
+        try:
+            delimiter = frames.index(b"", 1)
+        except ValueError:
+            return frames[:1], None
+        envelope, body = frames[: delimiter + 1], frames[delimiter + 1 :]
+        return envelope, body[0] if len(body) == 1 else None
+
+    def send(self, envelope: list[bytes], body: bytes) -> None:
+        """Answer; a client that has gone away, or does not read, is skipped."""
+        _send_now(self._socket, [*envelope, body], self.endpoint)
+
+    def close(self) -> None:
+        self._context.destroy(linger=0)
+
+
+class ControlClient:
+    """A REQ socket to the control bus, for ``kairoi ctl``: one request, one answer."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.REQ)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self.endpoint = endpoint
+        try:
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise BusError(f"cannot connect to {endpoint}: {exc}") from exc
+
+    def request(self, body: bytes, timeout: float) -> bytes | None:
+        """Send ``body``; the answer, or None if none came within ``timeout`` seconds."""
+        self._socket.send(body)
+        if not self._socket.poll(int(timeout * 1000)):
+            return None
+        answer: bytes = self._socket.recv()
+        return answer
+
+    def close(self) -> None:
+        self._context.destroy(linger=0)

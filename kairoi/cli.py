@@ -15,6 +15,9 @@ from kairoi.errors import ConfigError
 EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a process that exits with it
 
 Service = Callable[[config.Config, argparse.Namespace], int]
+CONTROL_VERBS = ("stop", "disable", "enable", "delete", "trigger", "get")
+"""The control bus's verbs (kairoi.control.protocol.VERBS, which this module does not import:
+a process pays in memory for every module it imports)."""
 
 SERVICES = {
     "serve": "run every process and restart any that dies",
@@ -22,6 +25,7 @@ SERVICES = {
     "storage": "run the storage process alone",
     "dispatcher": "run the dispatcher alone",
     "runner": "run one runner process alone",
+    "ctl": "stop, disable, enable, delete, trigger or get a job of a running Kairoi",
 }
 """Each command's summary; its code is ``services/<command>.py``, imported only by the process
 that runs it (a process pays in memory for every library it imports)."""
@@ -44,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "-c", "--config", metavar="FILE", help="TOML configuration (default: built-in defaults)"
         )
+        if name == "ctl":
+            command.add_argument("verb", choices=CONTROL_VERBS, help="what to do")
+            command.add_argument("job", help="the job's id")
         if name == "runner":
             command.add_argument(
                 "--name",

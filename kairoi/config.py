@@ -71,7 +71,9 @@ class ShellRunnerConfig:
     concurrency: int = 16
     timeout: float = 0.0
     """Seconds a script may run before its process group is killed; 0 means no limit."""
-    output_bytes: int = 4096
+    output_bytes: int = 65_536
+    """The tail of each run's stdout and stderr kept in its history (the log shows at most
+    the last 4 KiB of it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +97,20 @@ class RunnersConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HistoryConfig:
+    runs_per_job: int = 100
+    """Runs kept per job (each with its output); older ones are deleted as new ones end."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlConfig:
+    endpoint: str = ""
+    """The control bus (``kairoi ctl``); empty means ``ipc://<runtime.dir>/control.sock``."""
+    timeout: float = 5.0
+    """Seconds ``kairoi ctl`` waits for an answer."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     log: LogConfig = field(default_factory=LogConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -103,6 +119,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
     runners: RunnersConfig = field(default_factory=RunnersConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
 
     @property
     def storage_endpoint(self) -> str:
@@ -111,6 +129,10 @@ class Config:
     @property
     def dispatcher_endpoint(self) -> str:
         return self.dispatcher.endpoint or f"ipc://{self.runtime.dir}/dispatcher.sock"
+
+    @property
+    def control_endpoint(self) -> str:
+        return self.control.endpoint or f"ipc://{self.runtime.dir}/control.sock"
 
     @property
     def warnings(self) -> list[str]:
@@ -209,6 +231,10 @@ def _validate(config: Config) -> None:
     _at_least("runners.shell.concurrency", config.runners.shell.concurrency, 1)
     _at_least("runners.shell.output_bytes", config.runners.shell.output_bytes, 0)
     _at_least("runners.amqp.concurrency", config.runners.amqp.concurrency, 1)
+    _at_least("history.runs_per_job", config.history.runs_per_job, 1)
+    check_endpoint("control.endpoint", config.control_endpoint)
+    if not config.control.timeout > 0:
+        raise ConfigError("'control.timeout' must be a number of seconds above 0")
     _validate_seconds(config)
     if not all(config.runners.shell.allow):
         raise ConfigError("'runners.shell.allow' must not hold an empty pattern")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 MAX_STRING_BYTES = 65_535
 """The reference encodes every id, pattern and runner argument with a u16 length."""
+MAX_LIST = 10_000
+"""The most jobs or runs one request may list."""
 
 
 class JobStatus(IntEnum):
@@ -20,10 +22,30 @@ class JobStatus(IntEnum):
     DISABLED = 4
 
 
+class Outcome(StrEnum):
+    """How a run ended; the words are stored, shown in replies and never change."""
+
+    EXECUTED = "executed"
+    """The script exited 0, or the broker confirmed the message."""
+    FAILED = "failed"
+    """The script exited non-zero or could not start, or the message was not delivered."""
+    TIMED_OUT = "timed_out"
+    """The script ran past ``runners.shell.timeout`` and was killed."""
+    STOPPED = "stopped"
+    """STOP (or UNSET) ended it; its process group was killed."""
+    LOST = "lost"
+    """Its runner or dispatcher was lost (its lease ended); the job was run again."""
+    NO_RULE = "no_rule"
+    """No rule matched the job when it fell due: nothing ran."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Job:
     id: str
     due_us: int
+    """Planned: when it runs. Triggered: the instant its current run was due. Disabled: when
+    it runs once enabled (if ``restore`` is Planned). Executed, Failed: when its last run was
+    due."""
     status: JobStatus
     run: int = 0
     """The number of the latest run; 0 until the job first fires."""
@@ -31,6 +53,33 @@ class Job:
     """While Triggered: when the run is presumed lost unless its runner renews the lease."""
     owner: str = ""
     """While Triggered: who holds the run (``dispatcher:<id>`` or ``runner:<name>:<id>``)."""
+    manual: bool = False
+    """Planned: the pending run was asked for by TRIGGER. Triggered: the current run was."""
+    resume_us: int | None = None
+    """Planned or Triggered by TRIGGER: the scheduled due time to plan once the manual run
+    ends (None: nothing to plan)."""
+    restore: JobStatus | None = None
+    """Disabled: the status ENABLE gives back (Planned at ``due_us``, Executed or Failed)."""
+    disable_after_run: bool = False
+    """Triggered: DISABLE came while the run went on; the job is Disabled when it ends."""
+    last_outcome: Outcome | None = None
+    last_finished_us: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Run:
+    """One run of a job, as its history keeps it."""
+
+    run: int
+    due_us: int
+    """When it was due (for a manual run: when TRIGGER asked for it)."""
+    started_us: int | None
+    finished_us: int | None
+    outcome: Outcome
+    exit_code: int | None
+    manual: bool
+    reason: str
+    """Why it failed, in words ("" when it did not)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

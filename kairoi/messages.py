@@ -168,15 +168,207 @@ class RenewLeases:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RecordOutcome:
-    """runner → storage: how a run ended. Idempotent: only the job's current run counts."""
+    """runner → storage: how a run ended (``outcome``: executed, failed, timed_out), with the
+    tail of its output. Idempotent: only the job's current run counts."""
 
     job_id: str
     run: int
-    succeeded: bool
+    outcome: str
     exit_code: int | None
     reason: str
     started_us: int
     finished_us: int
+    output: bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StopRun:
+    """storage → dispatcher and runners: run ``run`` of ``job_id`` is stopped; whoever holds
+    it kills it (and everything it started), or drops it if it has not started."""
+
+    job_id: str
+    run: int
+
+
+# Reading and changing jobs and rules: any door (KCP, the control bus) → storage.
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GetJob:
+    """door → storage: the job's state (JobState), or Failed not_found."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ListJobs:
+    """door → storage: up to ``limit`` jobs whose ids start with ``prefix``, in byte order of
+    their ids, after the id ``after`` (None: from the first) (Jobs)."""
+
+    prefix: str
+    after: str | None
+    limit: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnsetJob:
+    """door → storage: delete the job and its history, stopping its run if it has one."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DisableJob:
+    """door → storage: the job must not fire until enabled (its run, if any, goes on)."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnableJob:
+    """door → storage: undo DisableJob; a Planned job whose time has passed runs at once."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StopJob:
+    """door → storage: kill the job's running run and record it stopped."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerJob:
+    """door → storage: run the job now, once, by the usual path (a manual run)."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ListRuns:
+    """door → storage: up to ``limit`` of the job's recent runs, the newest first (Runs)."""
+
+    job_id: str
+    limit: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GetOutput:
+    """door → storage: the tail of a run's output (Output); ``run`` 0 means the latest."""
+
+    job_id: str
+    run: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GetRule:
+    """door → storage: the rule (RuleState), or Failed not_found."""
+
+    rule_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ListRules:
+    """door → storage: every rule whose id starts with ``prefix``, in byte order (Rules)."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnsetRule:
+    """door → storage: delete the rule."""
+
+    rule_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ping:
+    """door → storage: are you there? (Pong)"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GetStats:
+    """door → storage: the counts of jobs by status and of runs by runner (Stats)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobState:
+    """storage → door: a job as GET shows it. ``status`` and ``last_outcome`` are words
+    (``last_outcome`` "" before the first run); ``next_due_us`` None: nothing planned."""
+
+    job_id: str
+    status: str
+    next_due_us: int | None
+    run: int
+    last_outcome: str
+    last_finished_us: int | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Jobs:
+    """storage → door: the jobs a ListJobs asked for."""
+
+    jobs: tuple[JobState, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunState:
+    """storage → door (in Runs): one run of a job's history."""
+
+    run: int
+    due_us: int
+    started_us: int | None
+    finished_us: int | None
+    outcome: str
+    exit_code: int | None
+    manual: bool
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Runs:
+    """storage → door: the runs a ListRuns asked for, the newest first."""
+
+    runs: tuple[RunState, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Output:
+    """storage → door: the tail of run ``run``'s output."""
+
+    run: int
+    output: bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuleState:
+    """storage → door: a rule; an AMQP DSN's password is masked."""
+
+    rule_id: str
+    pattern: str
+    runner: str
+    arguments: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rules:
+    """storage → door: the rules a ListRules asked for."""
+
+    rules: tuple[RuleState, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pong:
+    """storage → door: yes, and answering."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Stats:
+    """storage → door: counts, each a name (planned, …, runs.shell) and its value."""
+
+    names: tuple[str, ...]
+    values: tuple[int, ...]
 
 
 Request = (
@@ -188,9 +380,26 @@ Request = (
     | RunnerStarted
     | RenewLeases
     | RecordOutcome
+    | GetJob
+    | ListJobs
+    | UnsetJob
+    | DisableJob
+    | EnableJob
+    | StopJob
+    | TriggerJob
+    | ListRuns
+    | GetOutput
+    | GetRule
+    | ListRules
+    | UnsetRule
+    | Ping
+    | GetStats
 )
-Reply = Ok | Failed | Claimed | Refused
-Notice = Wakeup | RunnerHello | SlotsFreed | Execute
+Reply = (
+    Ok | Failed | Claimed | Refused | JobState | Jobs | RunState | Runs | Output | RuleState
+    | Rules | Pong | Stats
+)  # fmt: skip
+Notice = Wakeup | RunnerHello | SlotsFreed | Execute | StopRun
 """One-way messages: no reply is expected."""
 Message = Request | Reply | Notice
 
@@ -203,15 +412,39 @@ TAGS: Final[dict[int, type[Message]]] = {
     10: ClaimDue,
     11: RunnerStarted,
     12: RenewLeases,
-    13: RecordOutcome,
+    14: RecordOutcome,  # 13 was RecordOutcome with ``succeeded`` and no output
+    20: GetJob,
+    21: ListJobs,
+    22: UnsetJob,
+    23: DisableJob,
+    24: EnableJob,
+    25: StopJob,
+    26: TriggerJob,
+    27: ListRuns,
+    28: GetOutput,
+    29: GetRule,
+    30: ListRules,
+    31: UnsetRule,
+    32: Ping,
+    33: GetStats,
     50: Execute,
     51: Wakeup,
     54: RunnerHello,  # 52 and 53 were RunnerHello and SlotsFreed with one pool of slots
     55: SlotsFreed,
+    56: StopRun,
     100: Ok,
     101: Failed,
     102: Claimed,
     103: Refused,
+    104: JobState,
+    105: Jobs,
+    106: RunState,
+    107: Runs,
+    108: Output,
+    109: RuleState,
+    110: Rules,
+    111: Pong,
+    112: Stats,
 }
 _TAG_OF: Final = {cls: tag for tag, cls in TAGS.items()}
 _PACKER = msgpack.Packer(use_bin_type=True)  # reused: packb would build one per call

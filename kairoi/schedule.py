@@ -74,6 +74,8 @@ _LAST_SECOND = _days_from_civil(9999, 12, 31) * 86_400 + 86_399
 
 
 def format_instant(instant_us: int) -> str:
-    """An instant as ISO 8601 UTC with microseconds when it has any (for logs and replies)."""
+    """An instant as ISO 8601 UTC (``2030-01-01T00:00:00Z``), with microseconds when it has
+    any (for logs and replies)."""
     instant = _EPOCH + timedelta(microseconds=instant_us)
-    return instant.isoformat(timespec="microseconds" if instant_us % 1_000_000 else "seconds")
+    timespec = "microseconds" if instant_us % 1_000_000 else "seconds"
+    return instant.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"

@@ -45,13 +45,30 @@ class KcpClient:
 
     def call(self, *words: str) -> list[str]:
         """Send one instruction and return the words of its reply after the id."""
+        request_id = self._send_request(words)
+        return self._reply_to(request_id).arguments
+
+    def call_list(self, *words: str) -> tuple[list[list[str]], list[str]]:
+        """Send an instruction whose reply may hold a line per item (LIST, RUNS, RULE LIST):
+        the words of each item line after the id, and of the last line (``OK <count>`` or
+        ``ERROR …``)."""
+        request_id = self._send_request(words)
+        items = []
+        while (reply := self._reply_to(request_id)).arguments[0] not in ("OK", "ERROR"):
+            items.append(reply.arguments)
+        return items, reply.arguments
+
+    def _send_request(self, words: tuple[str, ...]) -> str:
         self._next_id += 1
         request_id = f"c{self._next_id}"
         self.send((" ".join([request_id, *map(quote, words)]) + "\n").encode())
+        return request_id
+
+    def _reply_to(self, request_id: str) -> Message:
         reply = self.reply()
         if reply.request_id != request_id:
             raise ReplyError(f"reply to {reply.request_id!r} while waiting for {request_id!r}")
-        return reply.arguments
+        return reply
 
     def read_all(self) -> bytes:
         """Everything until the server closes the connection."""

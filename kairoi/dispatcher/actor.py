@@ -140,6 +140,8 @@ class Dispatcher:
                         if self._next_due_us is None or due_us < self._next_due_us:
                             self._next_due_us = due_us
                         self._maybe_claim()
+                    case messages.StopRun():
+                        self._stop_run(message)
                     case messages.Ok():
                         pass  # a lease renewal was applied
                     case messages.Failed(reason=reason):
@@ -148,6 +150,15 @@ class Dispatcher:
                         self._retry_later()
                     case _:
                         _log.warning("bus.unexpected", message=type(message).__name__)
+
+    def _stop_run(self, stop: messages.StopRun) -> None:
+        """A stopped run: never hand it out; its runner (whichever it is) must kill it."""
+        for queue in self._queues:
+            held = [run for run in queue if (run.job_id, run.run) == (stop.job_id, stop.run)]
+            for run in held:
+                queue.remove(run)
+        for peer in self._runners:
+            self._router.send(peer, [(0, stop)])
 
     async def _on_storage_connect(self) -> None:
         """Storage (re)started: it no longer knows us, so ask it afresh what is due."""

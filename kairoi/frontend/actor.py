@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TypeVar, cast
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
 
 from kairoi import log, messages
-from kairoi.bus import RequestClient
+from kairoi.bus import ControlServer, RequestClient
 from kairoi.config import Config, parse_listen
+from kairoi.control import protocol as control
 from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend import kcp
-from kairoi.frontend.instructions import InstructionReader, ScriptPolicy
-from kairoi.frontend.replies import AnySlot, SetsSlot, Slot
+from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
+from kairoi.frontend.replies import AnySlot, Owed, SetsSlot, Sink, Slot
 from kairoi.runtime import stop_on_signals
 
 _log = log.get("kairoi.frontend")
@@ -40,17 +42,17 @@ class Gateway:
     def __init__(self, client: RequestClient, timeout: float) -> None:
         self._client = client
         self._timeout = timeout
-        self._pending: dict[int, tuple[Connection, AnySlot]] = {}
+        self._pending: dict[int, tuple[Sink, Owed]] = {}
         self._outbox: deque[list[messages.Item]] = deque()
         self._retry: asyncio.TimerHandle | None = None
         self._last_correlation = 0
         self._reachable = True
 
-    def submit(self, connection: Connection, batch: list[tuple[AnySlot, messages.Request]]) -> None:
+    def submit(self, sink: Sink, batch: Sequence[tuple[Owed, messages.Request]]) -> None:
         first = self._last_correlation + 1
         items: list[messages.Item] = []
         for correlation, (slot, request) in enumerate(batch, start=first):
-            self._pending[correlation] = (connection, slot)
+            self._pending[correlation] = (sink, slot)
             items.append((correlation, request))
         self._last_correlation = last = first + len(batch) - 1
         loop = asyncio.get_running_loop()
@@ -76,7 +78,7 @@ class Gateway:
 
     async def run(self) -> None:
         while True:
-            touched: set[Connection] = set()
+            touched: set[Sink] = set()
             for correlation, reply in await self._client.receive():
                 entry = self._pending.pop(correlation, None)
                 if entry is None:
@@ -88,7 +90,7 @@ class Gateway:
                 connection.deliver()
 
     def _expire(self, first: int, last: int) -> None:
-        touched: set[Connection] = set()
+        touched: set[Sink] = set()
         for correlation in range(first, last + 1):
             entry = self._pending.pop(correlation, None)
             if entry is not None:
@@ -192,9 +194,14 @@ class Connection(asyncio.Protocol):
                 case kcp.Message():
                     slot = self._owe(Slot(kcp.reply_prefix(parsed.request_id)))
                     try:
-                        batch.append((slot, reader.read(parsed.arguments)))
+                        asked = reader.read(parsed.arguments)
                     except KairoiError as exc:
                         slot.line = slot.prefix + kcp.error_suffix(exc.code, exc.reason)
+                        continue
+                    if isinstance(asked, Local):
+                        slot.line = slot.prefix + asked.suffix
+                    else:
+                        batch.append((slot, asked))
                 case kcp.Malformed():
                     self._answer_malformed(parsed)
                     if parsed.fatal:
@@ -227,10 +234,60 @@ class Connection(asyncio.Protocol):
             self._read_paused = False
 
 
+class ControlSlot:
+    """A control-bus request's reply: sent as soon as storage answers (each carries its own
+    route back, so replies need no order)."""
+
+    __slots__ = ("_envelope", "_request_id", "_server")
+
+    def __init__(self, server: ControlServer, envelope: list[bytes], request_id: Any) -> None:
+        self._server = server
+        self._envelope = envelope
+        self._request_id = request_id
+
+    def answer(self, reply: messages.Message) -> None:
+        self._server.send(self._envelope, control.encode_reply(self._request_id, reply))
+
+    def expire(self) -> None:
+        reason = "storage did not answer; the outcome is unknown"
+        body = control.encode_error(self._request_id, "unavailable", reason)
+        self._server.send(self._envelope, body)
+
+
+class ControlDoor:
+    """The control bus: msgpack requests from operators' tools, through storage like KCP's,
+    so that a job stopped, disabled or deleted by either door is the same."""
+
+    def __init__(self, server: ControlServer, gateway: Gateway) -> None:
+        self._server = server
+        self._gateway = gateway
+
+    async def run(self) -> None:
+        while True:
+            envelope, body = await self._server.receive()
+            if body is None:
+                reason = "expected a request frame after an empty delimiter frame (use REQ)"
+                self._server.send(envelope, control.encode_error(None, "invalid", reason))
+                continue
+            try:
+                request_id, request = control.decode_request(body)
+            except control.ControlError as exc:
+                body = control.encode_error(exc.request_id, "invalid", exc.reason)
+                self._server.send(envelope, body)
+                continue
+            self._gateway.submit(self, [(ControlSlot(self._server, envelope, request_id), request)])
+
+    def deliver(self) -> None:
+        """Replies went out as they were answered."""
+
+
 class Frontend:
-    def __init__(self, config: Config, client: RequestClient) -> None:
+    def __init__(
+        self, config: Config, client: RequestClient, control_server: ControlServer | None = None
+    ) -> None:
         self.config = config
         self.gateway = Gateway(client, config.controller.request_timeout)
+        self._control = control_server
         self.instructions = InstructionReader(ScriptPolicy(config.runners.shell.allow))
         self.connections: set[Connection] = set()
         self.address: tuple[str, int] | None = None
@@ -250,12 +307,16 @@ class Frontend:
         self.address = server.sockets[0].getsockname()[:2]
         _log.info("service.ready", listen=f"{self.address[0]}:{self.address[1]}")
         self.ready.set()
-        receiver = asyncio.create_task(self.gateway.run())
+        tasks = [asyncio.create_task(self.gateway.run())]
+        if self._control is not None:
+            _log.info("control.ready", endpoint=self._control.endpoint)
+            tasks.append(asyncio.create_task(ControlDoor(self._control, self.gateway).run()))
         await stop.wait()
         server.close()
         await self._drain()
-        receiver.cancel()
-        await asyncio.gather(receiver, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _drain(self) -> None:
         """Answer every owed reply (or give up after the grace period), then close."""
@@ -273,10 +334,14 @@ class Frontend:
 
 
 async def run(config: Config) -> None:
-    """Serve KCP until SIGTERM or SIGINT."""
+    """Serve KCP and the control bus until SIGTERM or SIGINT."""
     stop = stop_on_signals()
     client = RequestClient(config.storage_endpoint)
     try:
-        await Frontend(config, client).serve(stop)
+        control_server = ControlServer(config.control_endpoint)
+        try:
+            await Frontend(config, client, control_server).serve(stop)
+        finally:
+            control_server.close()
     finally:
         client.close()

@@ -7,16 +7,40 @@ raises a KairoiError whose code and reason become ``ID ERROR <code> "<reason>"``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from wcmatch import glob
 
-from kairoi import messages
+from kairoi import __version__, messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
-from kairoi.domain import MAX_STRING_BYTES
+from kairoi.domain import MAX_LIST, MAX_STRING_BYTES
 from kairoi.errors import Forbidden, InvalidRequest, KairoiError
 from kairoi.schedule import parse_reference_time
 
+JobAction = (
+    messages.GetJob | messages.UnsetJob | messages.DisableJob | messages.EnableJob
+    | messages.StopJob | messages.TriggerJob
+)  # fmt: skip
+
 RULE_SET_USAGE = "RULE SET <rule> <pattern> shell <script> | amqp <dsn> <exchange> <routing key>"
+DEFAULT_LIST_LIMIT = 100
+JOB_ACTIONS: dict[str, type[JobAction]] = {
+    "GET": messages.GetJob,
+    "UNSET": messages.UnsetJob,
+    "DISABLE": messages.DisableJob,
+    "ENABLE": messages.EnableJob,
+    "STOP": messages.StopJob,
+    "TRIGGER": messages.TriggerJob,
+}
+"""The instructions that take exactly one job id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """An instruction the frontend answers itself: what follows the id in its reply."""
+
+    suffix: bytes
 
 
 class ScriptPolicy:
@@ -49,13 +73,19 @@ class InstructionReader:
     def __init__(self, scripts: ScriptPolicy) -> None:
         self._scripts = scripts
 
-    def read(self, arguments: list[str]) -> messages.Request:
+    def read(self, arguments: list[str]) -> messages.Request | Local:
         """The request ``arguments`` ask for; raises KairoiError when they are wrong."""
         match arguments:
             case ["SET", *rest]:
                 return _set_job(rest)
             case ["RULE", "SET", *rest]:
                 return self._set_rule(rest)
+            case ["RULE", *rest]:
+                return _rule_request(rest)
+            case [word, *rest] if word in JOB_ACTIONS:
+                return _job_action(word, rest)
+            case [word, *rest] if word in _OTHERS:
+                return _OTHERS[word](rest)
             case [word, *_]:
                 raise InvalidRequest(f"unknown instruction {word!r}")
             case _:
@@ -114,6 +144,108 @@ class InstructionReader:
                 raise InvalidRequest(f"wrong number of arguments: {RULE_SET_USAGE}")
 
 
+def _job_action(word: str, arguments: list[str]) -> JobAction:
+    if len(arguments) != 1:
+        raise InvalidRequest(f"{word} takes 1 argument: {word} <job>")
+    _check_lengths(arguments)
+    return JOB_ACTIONS[word](job_id=arguments[0])
+
+
+def _no_argument(word: str, answer: Callable[[], messages.Request | Local]) -> Reader:
+    def read(arguments: list[str]) -> messages.Request | Local:
+        if arguments:
+            raise InvalidRequest(f"{word} takes no argument")
+        return answer()
+
+    return read
+
+
+def _rule_request(arguments: list[str]) -> messages.Request:
+    _check_lengths(arguments[1:])
+    match arguments:
+        case ["GET", rule_id]:
+            return messages.GetRule(rule_id=rule_id)
+        case ["UNSET", rule_id]:
+            return messages.UnsetRule(rule_id=rule_id)
+        case ["LIST"]:
+            return messages.ListRules(prefix="")
+        case ["LIST", prefix]:
+            return messages.ListRules(prefix=prefix)
+        case ["GET" | "UNSET" as word, *_]:
+            raise InvalidRequest(f"RULE {word} takes 1 argument: RULE {word} <rule>")
+        case ["LIST", *_]:
+            raise InvalidRequest("RULE LIST takes at most 1 argument: RULE LIST [<prefix>]")
+        case [word, *_]:
+            raise InvalidRequest(f"unknown instruction 'RULE {word}': expected RULE SET, GET, "
+                                 "LIST or UNSET")  # fmt: skip
+        case _:
+            raise InvalidRequest("RULE needs an instruction: RULE SET, GET, LIST or UNSET")
+
+
+LIST_USAGE = "LIST [<prefix>] [LIMIT <n>] [AFTER <job>]"
+
+
+def _list_jobs(arguments: list[str]) -> messages.ListJobs:
+    """An odd number of arguments starts with the prefix; then keyword and value pairs (so a
+    prefix may itself be the word LIMIT or AFTER)."""
+    prefix = arguments[0] if len(arguments) % 2 else ""
+    options = _options(arguments[len(arguments) % 2 :], ("LIMIT", "AFTER"), LIST_USAGE)
+    _check_lengths([prefix, *options.values()])
+    return messages.ListJobs(
+        prefix=prefix,
+        after=options.get("AFTER"),
+        limit=_count(options.get("LIMIT"), DEFAULT_LIST_LIMIT, LIST_USAGE),
+    )
+
+
+RUNS_USAGE = "RUNS <job> [LIMIT <n>]"
+
+
+def _list_runs(arguments: list[str]) -> messages.ListRuns:
+    if not arguments:
+        raise InvalidRequest(f"RUNS needs a job: {RUNS_USAGE}")
+    job_id, *rest = arguments
+    options = _options(rest, ("LIMIT",), RUNS_USAGE)
+    _check_lengths([job_id])
+    limit = _count(options.get("LIMIT"), DEFAULT_LIST_LIMIT, RUNS_USAGE)
+    return messages.ListRuns(job_id=job_id, limit=limit)
+
+
+def _output(arguments: list[str]) -> messages.GetOutput:
+    match arguments:
+        case [job_id]:
+            run = 0
+        case [job_id, run_text] if run_text.isascii() and run_text.isdigit() and run_text != "0":
+            run = int(run_text)
+        case [_, run_text]:
+            raise InvalidRequest(f"a run number is a whole number from 1, not {run_text!r}")
+        case _:
+            raise InvalidRequest("OUTPUT takes 1 or 2 arguments: OUTPUT <job> [<run>]")
+    _check_lengths([job_id])
+    return messages.GetOutput(job_id=job_id, run=run)
+
+
+def _options(arguments: list[str], keywords: tuple[str, ...], usage: str) -> dict[str, str]:
+    """``KEYWORD value`` pairs, each keyword at most once."""
+    if len(arguments) % 2:
+        raise InvalidRequest(f"wrong number of arguments: {usage}")
+    options: dict[str, str] = {}
+    for keyword, value in zip(arguments[::2], arguments[1::2], strict=True):
+        if keyword not in keywords or keyword in options:
+            raise InvalidRequest(f"unexpected {keyword!r}: {usage}")
+        options[keyword] = value
+    return options
+
+
+def _count(text: str | None, default: int, usage: str) -> int:
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIST:
+        raise InvalidRequest(f"LIMIT must be a whole number within 1 and {MAX_LIST}, "
+                             f"not {text!r}: {usage}")  # fmt: skip
+    return int(text)
+
+
 def _set_job(arguments: list[str]) -> messages.SetJob:
     if len(arguments) != 2:
         raise InvalidRequest(
@@ -128,3 +260,15 @@ def _check_lengths(arguments: list[str]) -> None:
     for argument in arguments:
         if len(argument) * 4 > MAX_STRING_BYTES and len(argument.encode()) > MAX_STRING_BYTES:
             raise InvalidRequest(f"an argument is longer than {MAX_STRING_BYTES} bytes")
+
+
+Reader = Callable[[list[str]], messages.Request | Local]
+_OTHERS: dict[str, Reader] = {
+    "LIST": _list_jobs,
+    "RUNS": _list_runs,
+    "OUTPUT": _output,
+    "PING": _no_argument("PING", messages.Ping),
+    "STATS": _no_argument("STATS", messages.GetStats),
+    "VERSION": _no_argument("VERSION", lambda: Local(f" OK {__version__}\n".encode())),
+}
+"""The other instructions the frontend reads (SET, RULE and the job actions aside)."""

@@ -5,9 +5,12 @@ lines of the slots at the head of the queue once they are ready.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from kairoi import messages
 from kairoi.errors import KairoiError
 from kairoi.frontend import kcp
+from kairoi.schedule import format_instant
 
 UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
 
@@ -23,7 +26,7 @@ class Slot:
         self.line = line
 
     def answer(self, reply: messages.Message) -> None:
-        self.line = self.prefix + suffix(reply)
+        self.line = render(self.prefix, reply)
 
     def expire(self) -> None:
         self.line = self.prefix + UNAVAILABLE
@@ -83,8 +86,24 @@ class SetsSlot:
 AnySlot = Slot | SetsSlot
 
 
+class Owed(Protocol):
+    """A reply owed to a request sent to storage, whatever the door it came by."""
+
+    def answer(self, reply: messages.Message) -> None: ...
+
+    def expire(self) -> None:
+        """Storage did not answer in time: the outcome is unknown."""
+        ...
+
+
+class Sink(Protocol):
+    """Where owed replies go once answered (a KCP connection, the control bus)."""
+
+    def deliver(self) -> None: ...
+
+
 def suffix(reply: messages.Message) -> bytes:
-    """What follows the request id in the reply line that ``reply`` makes."""
+    """What follows the request id in the reply line to a request answered OK or ERROR."""
     match reply:
         case messages.Ok():
             return kcp.OK_SUFFIX
@@ -92,3 +111,69 @@ def suffix(reply: messages.Message) -> bytes:
             return kcp.error_suffix(code, reason)
         case _:
             return kcp.error_suffix("internal", f"unexpected reply {type(reply).__name__}")
+
+
+def render(prefix: bytes, reply: messages.Message) -> bytes:
+    """The whole reply to a request whose id is ``prefix`` (already quoted): one line, or
+    for a list, a line per item (``<id> <KIND> …``) and a last ``<id> OK <count>``."""
+    match reply:
+        case messages.JobState():
+            return prefix + _line("OK", *_job_words(reply))
+        case messages.Jobs(jobs=jobs):
+            return _listed(prefix, "JOB", [[kcp.quote(j.job_id), *_job_words(j)] for j in jobs])
+        case messages.Runs(runs=runs):
+            return _listed(prefix, "RUN", [_run_words(run) for run in runs])
+        case messages.RuleState():
+            return prefix + _line("OK", *_rule_words(reply)[1:])
+        case messages.Rules(rules=rules):
+            return _listed(prefix, "RULE", [_rule_words(rule) for rule in rules])
+        case messages.Output(run=run, output=output):
+            return prefix + _line("OK", str(run), kcp.quote(output.decode("utf-8", "replace")))
+        case messages.Pong():
+            return prefix + _line("OK", "PONG")
+        case messages.Stats(names=names, values=values):
+            counts = [f"{name}={value}" for name, value in zip(names, values, strict=True)]
+            return prefix + _line("OK", *counts)
+        case _:
+            return prefix + suffix(reply)
+
+
+def _line(*words: str) -> bytes:
+    return (" " + " ".join(words) + "\n").encode()
+
+
+def _listed(prefix: bytes, kind: str, items: list[list[str]]) -> bytes:
+    lines = [prefix + _line(kind, *words) for words in items]
+    return b"".join([*lines, prefix + _line("OK", str(len(items)))])
+
+
+def _job_words(job: messages.JobState) -> list[str]:
+    """status, next due, run, last outcome, last finished: as GET and LIST show a job."""
+    return [
+        job.status,
+        _instant(job.next_due_us),
+        str(job.run),
+        job.last_outcome or "-",
+        _instant(job.last_finished_us),
+    ]
+
+
+def _run_words(run: messages.RunState) -> list[str]:
+    return [
+        str(run.run),
+        _instant(run.due_us),
+        _instant(run.started_us),
+        _instant(run.finished_us),
+        run.outcome,
+        "-" if run.exit_code is None else str(run.exit_code),
+        "manual" if run.manual else "scheduled",
+        kcp.quote(run.reason),
+    ]
+
+
+def _rule_words(rule: messages.RuleState) -> list[str]:
+    return [kcp.quote(word) for word in (rule.rule_id, rule.pattern, rule.runner, *rule.arguments)]
+
+
+def _instant(instant_us: int | None) -> str:
+    return "-" if instant_us is None else format_instant(instant_us)

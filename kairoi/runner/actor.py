@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,6 +20,7 @@ from kairoi import log, messages
 from kairoi.bus import RequestClient
 from kairoi.clock import Clock, SystemClock
 from kairoi.config import Config
+from kairoi.domain import Outcome
 from kairoi.runner.alarm import Alarm
 from kairoi.runner.amqp import AmqpPublisher
 from kairoi.runner.shell import ScriptResult, ShellScripts, kill_leftovers
@@ -33,6 +35,10 @@ WAKE_EARLY_US = 300
 REPORT_COALESCE_SECONDS = 0.005
 """Outcomes wait this long for company: fewer, larger writes, and storage stays out of the way
 of the runs falling due (the run itself is over; only its record waits)."""
+LOG_OUTPUT_BYTES = 4096
+"""The most of a run's output its ``run.output`` log line shows (its history keeps more)."""
+STOPPED_KEPT = 4096
+"""Stopped runs remembered, so that one whose Execute arrives after its stop never starts."""
 
 
 class Runner:
@@ -54,6 +60,8 @@ class Runner:
         self._shell = config.runners.shell
         self._amqp = config.runners.amqp
         self._runs: dict[tuple[str, int], messages.Execute] = {}  # taken: waiting or running
+        self._waiting: set[tuple[str, int]] = set()  # taken, not started yet
+        self._stopped: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._unacked: dict[int, messages.Request] = {}
         self._outgoing: list[messages.Item] = []
         self._last_correlation = 0
@@ -116,13 +124,20 @@ class Runner:
             for _, message in await self._dispatcher.receive():
                 if isinstance(message, messages.Execute) and not self._stopping:
                     self._accept(message)
+                elif isinstance(message, messages.StopRun):
+                    self._stop_run(message)
 
     def _accept(self, run: messages.Execute) -> None:
         kind = messages.kind_index(run.runner)
         if self._taken[kind] >= self.capacity[kind]:
             _log.warning("run.overbooked", job=run.job_id, run=run.run, runner=run.runner)
         self._taken[kind] += 1
-        self._runs[(run.job_id, run.run)] = run
+        key = (run.job_id, run.run)
+        if key in self._stopped:  # stopped on its way here
+            self._free_slot(kind)
+            return
+        self._runs[key] = run
+        self._waiting.add(key)
         if (message := _message(run)) is not None:  # connect before it falls due
             dsn, exchange = message[:2]
             if not self._publisher.ready(dsn, exchange):
@@ -145,7 +160,26 @@ class Runner:
         for run in runs:
             self._start_at_due(run)
 
+    def _stop_run(self, stop: messages.StopRun) -> None:
+        """Kill the run if it runs here (its report then tells how far it got); drop it if it
+        waits here for its time; never start it if it arrives later."""
+        key = (stop.job_id, stop.run)
+        self._stopped[key] = None
+        if len(self._stopped) > STOPPED_KEPT:
+            self._stopped.popitem(last=False)
+        if key in self._waiting:
+            self._waiting.discard(key)
+            run = self._runs.pop(key)
+            self._free_slot(messages.kind_index(run.runner))
+            _log.info("run.dropped", job=stop.job_id, run=stop.run, reason="stopped")
+        elif self._scripts.kill(stop.job_id, stop.run):
+            _log.info("run.killed", job=stop.job_id, run=stop.run, reason="stopped")
+
     def _start(self, run: messages.Execute) -> None:
+        key = (run.job_id, run.run)
+        if key not in self._waiting:
+            return  # stopped while it waited
+        self._waiting.discard(key)
         started_us = self._clock.now_us()
         if (message := _message(run)) is not None:  # the common case needs no task
 
@@ -170,7 +204,8 @@ class Runner:
             return  # killed by the stop: the run is given up, to be run again
         finished_us = self._clock.now_us()
         if result.output:
-            _log.info("run.output", job=run.job_id, run=run.run, output=_text(result.output))
+            shown = result.output[-LOG_OUTPUT_BYTES:]
+            _log.info("run.output", job=run.job_id, run=run.run, output=_text(shown))
         _log.debug(
             "run.finished", job=run.job_id, run=run.run, succeeded=result.succeeded,
             late_ms=round((started_us - run.due_us) / 1000, 3), reason=result.reason,
@@ -179,11 +214,12 @@ class Runner:
             messages.RecordOutcome(
                 job_id=run.job_id,
                 run=run.run,
-                succeeded=result.succeeded,
+                outcome=_outcome(result),
                 exit_code=result.exit_code,
                 reason=_reason(result),
                 started_us=started_us,
                 finished_us=finished_us,
+                output=bytes(result.output),
             )
         )
 
@@ -253,6 +289,9 @@ class Runner:
     async def _take_acks(self) -> None:
         while True:
             for correlation, reply in await self._storage.receive():
+                if isinstance(reply, messages.StopRun):
+                    self._stop_run(reply)
+                    continue
                 request = self._unacked.pop(correlation, None)
                 if isinstance(reply, messages.Failed) and request is not None:
                     _log.error(
@@ -282,6 +321,12 @@ def _message(run: messages.Execute) -> tuple[str, str, str, bytes, str] | None:
 
 def _published(reason: str) -> ScriptResult:
     return ScriptResult(None if reason else 0, reason, b"")
+
+
+def _outcome(result: ScriptResult) -> str:
+    if result.succeeded:
+        return Outcome.EXECUTED.value
+    return (Outcome.TIMED_OUT if result.timed_out else Outcome.FAILED).value
 
 
 def _text(output: bytes | bytearray) -> str:

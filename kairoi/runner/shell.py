@@ -31,6 +31,7 @@ class ScriptResult:
     """Empty on success; otherwise what went wrong, for the run's record."""
     output: bytes | bytearray
     """The tail of stdout and stderr."""
+    timed_out: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -44,7 +45,7 @@ class ShellScripts:
         self._env = {**os.environ, RUNNER_ENV: name, INSTANCE_ENV: instance}
         self._timeout = timeout or None
         self._output_bytes = output_bytes
-        self._groups: set[int] = set()
+        self._groups: dict[int, tuple[str, int]] = {}  # process group -> (job id, run)
         self._devnull = os.open(os.devnull, os.O_RDONLY)
         # Looked up in PATH once, as the reference looks it up, rather than by every spawn.
         self._sh = shutil.which("sh", path=self._env.get("PATH")) or "sh"
@@ -62,15 +63,15 @@ class ShellScripts:
             return ScriptResult(None, f"cannot start sh: {exc.strerror or exc}", b"")
         finally:
             os.close(write_end)
-        self._groups.add(child.pid)
+        self._groups[child.pid] = (job_id, run)
         output = _Output(read_end, self._output_bytes)
         try:
             reason = await self._wait(child)
         finally:
-            self._groups.discard(child.pid)
+            del self._groups[child.pid]
             await output.close(_OUTPUT_GRACE_SECONDS)
         if reason:
-            return ScriptResult(None, reason, output.tail)
+            return ScriptResult(None, reason, output.tail, timed_out=True)
         return ScriptResult(child.exit_code, _status(child.exit_code), output.tail)
 
     async def _wait(self, child: _Child) -> str:
@@ -87,6 +88,13 @@ class ShellScripts:
         """Kill every running script and whatever it started."""
         for group in list(self._groups):
             _kill_group(group)
+
+    def kill(self, job_id: str, run: int) -> bool:
+        """Kill the script of run ``run`` of ``job_id`` and whatever it started, if it runs."""
+        groups = [group for group, key in self._groups.items() if key == (job_id, run)]
+        for group in groups:
+            _kill_group(group)
+        return bool(groups)
 
 
 class _Child:

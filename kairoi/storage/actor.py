@@ -7,6 +7,7 @@ fsync when ``database.fsync_on_persist``), and only then are the replies sent.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 from kairoi import log, messages
 from kairoi.bus import ReplyServer
@@ -28,6 +29,7 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
             kv,
             fsync=config.database.fsync_on_persist,
             lease_us=int(config.runners.lease * 1_000_000),
+            runs_kept=config.history.runs_per_job,
         )
         server = ReplyServer(config.storage_endpoint)
         try:
@@ -61,14 +63,21 @@ def _serve(storage: Storage, server: ReplyServer, shutdown: ShutdownFlag) -> Non
                 storage.release_memory()
 
 
+RUNNER_PEERS_KEPT = 1024
+"""Runner connections remembered, to tell them of stopped runs (the oldest forgotten first)."""
+_FROM_RUNNERS = (messages.RunnerStarted, messages.RenewLeases, messages.RecordOutcome)
+
+
 class Storage:
-    """Group commits over a ReplyServer, and wake-ups for the dispatcher."""
+    """Group commits over a ReplyServer; wake-ups for the dispatcher; stopped runs for
+    whoever may hold them."""
 
     def __init__(self, server: ReplyServer, engine: Engine, max_batch: int) -> None:
         self._server = server
         self._engine = engine
         self._max_batch = max_batch
         self._dispatcher: bytes | None = None  # whoever claimed last
+        self._runners: OrderedDict[bytes, None] = OrderedDict()  # heard from, newest last
 
     def serve_waiting(self) -> None:
         """Apply every waiting request (up to ``max_batch``) in one commit, then answer all."""
@@ -88,6 +97,7 @@ class Storage:
         for peer, replies in answered:
             self._server.send(peer, replies)
         self._wake_dispatcher()
+        self._announce_stops()
 
     def release_memory(self) -> None:
         """Idle: write the memtable out, then give the freed memory back to the system."""
@@ -100,7 +110,21 @@ class Storage:
     def _apply(self, peer: bytes, request: messages.Message) -> messages.Reply:
         if isinstance(request, messages.ClaimDue):
             self._dispatcher = peer
+        elif isinstance(request, _FROM_RUNNERS):
+            self._runners[peer] = None
+            self._runners.move_to_end(peer)
+            if len(self._runners) > RUNNER_PEERS_KEPT:
+                self._runners.popitem(last=False)
         return self._engine.apply(request)
+
+    def _announce_stops(self) -> None:
+        """Every runner and the dispatcher hear of each stopped run: the dispatcher drops it
+        if it still holds it (and tells its runners too), a runner kills it if it runs it."""
+        stops: list[messages.Item] = [(0, stop) for stop in self._engine.take_stops()]
+        if stops:
+            peers = [*self._runners, *([self._dispatcher] if self._dispatcher else [])]
+            for peer in dict.fromkeys(peers):
+                self._server.send(peer, stops)
 
     def _wake_dispatcher(self) -> None:
         due_us = self._engine.take_wakeup()

@@ -10,16 +10,33 @@ from typing import Final, assert_never
 
 from kairoi import messages
 from kairoi.clock import Clock, SystemClock
-from kairoi.domain import AmqpRunner, Job, Rule, ShellRunner, match_rule
-from kairoi.errors import Conflict, InvalidRequest, KairoiError, StoreError
-from kairoi.storage import codec, keys
+from kairoi.domain import MAX_LIST, AmqpRunner, Job, Rule, ShellRunner
+from kairoi.errors import InvalidRequest, KairoiError, NotFound, StoreError
+from kairoi.storage import keys, views
+from kairoi.storage.actions import JobActions
 from kairoi.storage.claims import Runs
+from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
 from kairoi.storage.kv import KeyValueStore
+from kairoi.storage.rules import RuleBook
+from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
 
 OK: Final = messages.Ok()
+PONG: Final = messages.Pong()
 DEFAULT_LEASE_US = 10_000_000
+DEFAULT_RUNS_KEPT = 100
+
+JobRequest = (
+    messages.GetJob | messages.ListJobs | messages.ListRuns | messages.GetOutput
+    | messages.UnsetJob | messages.DisableJob | messages.EnableJob | messages.StopJob
+    | messages.TriggerJob
+)  # fmt: skip
+RuleRequest = (
+    messages.SetShellRule | messages.SetAmqpRule | messages.GetRule | messages.ListRules
+    | messages.UnsetRule
+)  # fmt: skip
+RunRequest = messages.ClaimDue | messages.RunnerStarted | messages.RenewLeases
 
 
 class Engine:
@@ -29,20 +46,29 @@ class Engine:
         fsync: bool,
         clock: Clock | None = None,
         lease_us: int = DEFAULT_LEASE_US,
+        runs_kept: int = DEFAULT_RUNS_KEPT,
     ) -> None:
         self._kv = kv
         self._fsync = fsync
+        self._check_schema()
+        clock = clock or SystemClock()
         self._writes = PendingWrites(kv)
-        self._jobs = JobTable(self._writes)
-        self._rule_changes: dict[str, Rule] = {}
+        self._stats = Stats(kv)
+        self._jobs = JobTable(self._writes, self._stats)
+        self._history = History(self._writes, runs_kept)
+        self._rules = RuleBook(kv, self._writes)
         self._announced: int | None = None  # the next due time the dispatcher was told
         self._earliest: int | None = None  # the earliest due time made in this batch
-        self.runs = Runs(self._jobs, self.rule_for, clock or SystemClock(), lease_us, self._due_at)
-        self._check_schema()
-        self.rules = {
-            key[len(keys.RULE) :].decode(): codec.decode_rule(key[len(keys.RULE) :].decode(), value)
-            for key, value in kv.scan(keys.RULE, keys.prefix_end(keys.RULE))
-        }
+        self.runs = Runs(
+            self._jobs, self._history, stats=self._stats, rule_for=self._rules.rule_for,
+            clock=clock, lease_us=lease_us, on_due=self._due_at,
+        )  # fmt: skip
+        self._actions = JobActions(self._jobs, self._history, self.runs, clock, self._due_at)
+
+    @property
+    def rules(self) -> dict[str, Rule]:
+        """The rules as last committed."""
+        return self._rules.committed
 
     def apply(self, request: messages.Message) -> messages.Reply:
         """Apply ``request`` to the pending batch; its reply holds until ``commit``."""
@@ -54,18 +80,44 @@ class Engine:
     def _route(self, request: messages.Message) -> messages.Reply:
         match request:
             case messages.SetJob(job_id=job_id, due_us=due_us):
-                if self._jobs.plan((job_id,), (due_us,)):
-                    raise _running(job_id)
+                if refused := self._jobs.plan((job_id,), (due_us,)):
+                    raise refused[0]
                 self._due_at(due_us)
             case messages.SetJobs():
                 return self._set_jobs(request)
-            case messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=script):
-                self._set_rule(Rule(id=rule_id, pattern=pattern, runner=ShellRunner(script=script)))
-            case messages.SetAmqpRule():
-                runner = AmqpRunner(
-                    dsn=request.dsn, exchange=request.exchange, routing_key=request.routing_key
-                )
-                self._set_rule(Rule(id=request.rule_id, pattern=request.pattern, runner=runner))
+            case messages.RecordOutcome():
+                self.runs.record(request)
+            case messages.ClaimDue() | messages.RunnerStarted() | messages.RenewLeases():
+                return self._run_request(request)
+            case (
+                messages.GetJob() | messages.ListJobs() | messages.ListRuns()
+                | messages.GetOutput() | messages.UnsetJob() | messages.DisableJob()
+                | messages.EnableJob() | messages.StopJob() | messages.TriggerJob()
+            ):  # fmt: skip
+                return self._job_request(request)
+            case (
+                messages.SetShellRule() | messages.SetAmqpRule() | messages.GetRule()
+                | messages.ListRules() | messages.UnsetRule()
+            ):  # fmt: skip
+                return self._rule_request(request)
+            case messages.Ping():
+                return PONG
+            case messages.GetStats():
+                return self._stats_reply()
+            case (
+                messages.Ok() | messages.Failed() | messages.Claimed() | messages.Refused()
+                | messages.JobState() | messages.Jobs() | messages.RunState() | messages.Runs()
+                | messages.Output() | messages.RuleState() | messages.Rules() | messages.Pong()
+                | messages.Stats() | messages.Execute() | messages.Wakeup()
+                | messages.RunnerHello() | messages.SlotsFreed() | messages.StopRun()
+            ):  # fmt: skip
+                raise InvalidRequest(f"storage does not take {type(request).__name__}")
+            case _:
+                assert_never(request)
+        return OK
+
+    def _run_request(self, request: RunRequest) -> messages.Reply:
+        match request:
             case messages.ClaimDue():
                 claimed = self.runs.claim(request)
                 self._announced = claimed.next_due_us
@@ -74,38 +126,78 @@ class Engine:
                 self.runs.runner_started(name, instance)
             case messages.RenewLeases():
                 self.runs.renew(request)
-            case messages.RecordOutcome():
-                self.runs.record(request)
-            case (
-                messages.Ok()
-                | messages.Failed()
-                | messages.Claimed()
-                | messages.Refused()
-                | messages.Execute()
-                | messages.Wakeup()
-                | messages.RunnerHello()
-                | messages.SlotsFreed()
-            ):
-                raise InvalidRequest(f"storage does not take {type(request).__name__}")
+            case _:
+                assert_never(request)
+        return OK
+
+    def _job_request(self, request: JobRequest) -> messages.Reply:
+        match request:
+            case messages.GetJob(job_id=job_id):
+                return views.job_state(self._actions.existing(job_id))
+            case messages.ListJobs(prefix=prefix, after=after, limit=limit):
+                _check_limit(limit)
+                found = self._jobs.ids(prefix, after, limit)
+                return messages.Jobs(jobs=tuple(views.job_state(job) for _, job in found))
+            case messages.ListRuns(job_id=job_id, limit=limit):
+                _check_limit(limit)
+                self._actions.existing(job_id)
+                runs = self._history.recent(job_id, limit)
+                return messages.Runs(runs=tuple(map(views.run_state, runs)))
+            case messages.GetOutput(job_id=job_id, run=run):
+                return self._output(self._actions.existing(job_id), run)
+            case messages.UnsetJob(job_id=job_id):
+                self._actions.unset(job_id)
+            case messages.DisableJob(job_id=job_id):
+                self._actions.disable(job_id)
+            case messages.EnableJob(job_id=job_id):
+                self._actions.enable(job_id)
+            case messages.StopJob(job_id=job_id):
+                self._actions.stop(job_id)
+            case messages.TriggerJob(job_id=job_id):
+                self._actions.trigger(job_id)
+            case _:
+                assert_never(request)
+        return OK
+
+    def _rule_request(self, request: RuleRequest) -> messages.Reply:
+        match request:
+            case messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=script):
+                self._rules.set(
+                    Rule(id=rule_id, pattern=pattern, runner=ShellRunner(script=script))
+                )
+            case messages.SetAmqpRule():
+                runner = AmqpRunner(
+                    dsn=request.dsn, exchange=request.exchange, routing_key=request.routing_key
+                )
+                self._rules.set(Rule(id=request.rule_id, pattern=request.pattern, runner=runner))
+            case messages.GetRule(rule_id=rule_id):
+                return views.rule_state(self._rules.get(rule_id))
+            case messages.ListRules(prefix=prefix):
+                rules = self._rules.starting_with(prefix)
+                return messages.Rules(rules=tuple(map(views.rule_state, rules)))
+            case messages.UnsetRule(rule_id=rule_id):
+                self._rules.unset(rule_id)
             case _:
                 assert_never(request)
         return OK
 
     def commit(self) -> None:
         """Write the pending batch durably; on StoreError nothing of it is kept."""
-        batch, rule_changes = self._writes.take(), self._rule_changes
-        self._rule_changes = {}
-        if batch:
-            try:
+        batch = self._writes.take()
+        if (counts := self._stats.take_changes()) is not None:
+            batch[keys.STATS] = counts
+        written = False
+        try:
+            if batch:
                 self._kv.write(batch, sync=self._fsync)
-            except StoreError:
-                self._jobs.forget_floors()  # they assumed the batch written
-                raise
-        self.rules.update(rule_changes)
-
-    def release_memory(self) -> None:
-        """Between bursts: let the store give back the memory it holds for writes."""
-        self._kv.release_memory()
+            written = True
+        except StoreError:
+            self._jobs.forget_floors()  # they assumed the batch written
+            self._actions.forget_stops()
+            raise
+        finally:
+            self._stats.committed(written)
+            self._rules.committed_batch(written)
 
     def take_wakeup(self) -> int | None:
         """After a commit: a due time earlier than the dispatcher knows of, to tell it."""
@@ -115,12 +207,19 @@ class Engine:
         self._announced = earliest
         return earliest
 
+    def take_stops(self) -> list[messages.StopRun]:
+        """After a commit: the runs stopped in it, whose holders must kill them."""
+        return self._actions.take_stops()
+
+    def release_memory(self) -> None:
+        """Between bursts: let the store give back the memory it holds for writes."""
+        self._kv.release_memory()
+
     def job(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
     def rule_for(self, job_id: str) -> Rule | None:
-        rules = {**self.rules, **self._rule_changes} if self._rule_changes else self.rules
-        return match_rule(rules.values(), job_id)
+        return self._rules.rule_for(job_id)
 
     def _due_at(self, due_us: int) -> None:
         if self._earliest is None or due_us < self._earliest:
@@ -130,24 +229,34 @@ class Engine:
         job_ids, due_us = request.job_ids, request.due_us
         if len(job_ids) != len(due_us):
             raise InvalidRequest("job_ids and due_us must have the same length")
-        running = self._jobs.plan(job_ids, due_us)
-        if not running:
-            if due_us:
-                self._due_at(min(due_us))
-            return OK
-        planned = set(range(len(job_ids))).difference(running)
+        refused = self._jobs.plan(job_ids, due_us)
+        planned = [due for position, due in enumerate(due_us) if position not in refused]
         if planned:
-            self._due_at(min(due_us[position] for position in planned))
-        errors = [_running(job_ids[position]) for position in running]
+            self._due_at(min(planned))
+        if not refused:
+            return OK
         return messages.Refused(
-            positions=tuple(running),
-            codes=tuple(error.code for error in errors),
-            reasons=tuple(error.reason for error in errors),
+            positions=tuple(refused),
+            codes=tuple(error.code for error in refused.values()),
+            reasons=tuple(error.reason for error in refused.values()),
         )
 
-    def _set_rule(self, rule: Rule) -> None:
-        self._writes.put(keys.rule(rule.id), codec.encode_rule(rule))
-        self._rule_changes[rule.id] = rule
+    def _output(self, job: Job, run: int) -> messages.Reply:
+        if run == 0:
+            latest = self._history.recent(job.id, 1)
+            if not latest:
+                raise NotFound(f"job {job.id!r} has no finished run yet")
+            run = latest[0].run
+        output = self._history.output(job.id, run)
+        if output is None:
+            raise NotFound(f"job {job.id!r} has no run {run} in its history")
+        return messages.Output(run=run, output=output)
+
+    def _stats_reply(self) -> messages.Stats:
+        counts = self._stats.snapshot()
+        counts["rules"] = len(self._rules.current())
+        names = sorted(counts)
+        return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
 
     def _check_schema(self) -> None:
         schema = self._kv.get(keys.SCHEMA_VERSION)
@@ -159,5 +268,6 @@ class Engine:
             )
 
 
-def _running(job_id: str) -> Conflict:
-    return Conflict(f"job {job_id!r} is running (Triggered); set it again once its run ends")
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIST:
+        raise InvalidRequest(f"LIMIT must be within 1 and {MAX_LIST}, not {limit}")

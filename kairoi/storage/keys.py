@@ -3,11 +3,16 @@
     j<job id>                    → job record (codec.encode_job)
     d<due:8><job id>             → b""  due index: every Planned job, by due time
     t<lease:8><job id>           → b""  lease index: every Triggered job, by lease expiry
+    h<id size:2><job id><run:8>  → run record (codec.encode_run): a job's history, by run
+    o<id size:2><job id><run:8>  → the tail of that run's output, when it had any
     r<rule id>                   → rule record (codec.encode_rule)
-    m<name>                      → metadata (schema version)
+    m<name>                      → metadata: schema version, counts (mstats)
 
 ``<due:8>`` and ``<lease:8>`` are instants in microseconds plus 2**63, big-endian, so byte
-order is time order for every instant before and after the epoch. Ids are UTF-8 bytes.
+order is time order for every instant before and after the epoch. Ids are UTF-8 bytes; in
+history keys the id's size comes first (2 bytes, big-endian), so that one job's runs are one
+range of keys that no other job's share, whatever the ids, and ``<run:8>`` (big-endian) puts
+them in run order.
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ JOB = b"j"
 DUE = b"d"
 LEASE = b"t"
 RULE = b"r"
+RUN = b"h"
+OUTPUT = b"o"
 META = b"m"
 SCHEMA_VERSION = META + b"schema"
 SCHEMA = b"1"
+STATS = META + b"stats"
 
 _TIME = struct.Struct(">Q")
 _OFFSET = 1 << 63
+_SIZE = struct.Struct(">H")
+_RUN = struct.Struct(">Q")
 
 
 def job(job_id: str) -> bytes:
@@ -38,6 +48,23 @@ def jobs(job_ids: Iterable[str]) -> list[bytes]:
 
 def rule(rule_id: str) -> bytes:
     return RULE + rule_id.encode()
+
+
+def runs_of(kind: bytes, job_id: str) -> bytes:
+    """The prefix of every ``kind`` (RUN or OUTPUT) key of ``job_id``."""
+    encoded = job_id.encode()
+    return kind + _SIZE.pack(len(encoded)) + encoded
+
+
+def run_of(kind: bytes, job_id: str, run: int) -> bytes:
+    """The ``kind`` (RUN or OUTPUT) key of run number ``run`` of ``job_id``."""
+    return runs_of(kind, job_id) + _RUN.pack(run)
+
+
+def run_number(key: bytes) -> int:
+    """The run number at the end of a RUN or OUTPUT key."""
+    (run,) = _RUN.unpack_from(key, len(key) - _RUN.size)
+    return int(run)
 
 
 def timed(index: bytes, instant_us: int, job_id: str) -> bytes:

@@ -98,6 +98,10 @@ def test_name_without_extension_finds_the_toml_file(tmp_path: Path) -> None:
         ("[runners.shell]\nconcurrency = 0\n", "'runners.shell.concurrency' must be at least 1"),
         ("[runners.amqp]\nconcurrency = 0\n", "'runners.amqp.concurrency' must be at least 1"),
         ("[runners.shell]\ntimeout = -1\n", "'runners.shell.timeout' must be 0"),
+        ("[history]\nruns_per_job = 0\n", "'history.runs_per_job' must be at least 1"),
+        ("[history]\nkeep = 5\n", "unknown key 'history.keep'"),
+        ("[control]\nendpoint = 'http://x'\n", "'control.endpoint' must be ipc://PATH"),
+        ("[control]\ntimeout = 0\n", "'control.timeout' must be a number of seconds above 0"),
         ("[runners.shell]\noutput_bytes = -1\n", "'runners.shell.output_bytes' must be at least 0"),
         ("[controller\n", "not valid TOML"),
     ],
@@ -123,6 +127,14 @@ def test_runner_settings() -> None:
     assert (settings.runners.shell.timeout, settings.runners.shell.concurrency) == (1.5, 4)
     assert settings.dispatcher_endpoint == "tcp://0.0.0.0:7100"
     assert config.Config().dispatcher_endpoint == "ipc://var/run/dispatcher.sock"
+
+
+def test_control_endpoint_defaults_to_the_run_directory() -> None:
+    assert (
+        config.parse('[runtime]\ndir = "/run/k"\n').control_endpoint == "ipc:///run/k/control.sock"
+    )
+    tcp = config.parse('[control]\nendpoint = "tcp://127.0.0.1:5680"\n')
+    assert tcp.control_endpoint == "tcp://127.0.0.1:5680"
 
 
 def test_tcp_storage_endpoint() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from kairoi import messages
+from kairoi import __version__, messages
 from kairoi.errors import Forbidden, InvalidRequest
-from kairoi.frontend.instructions import InstructionReader, ScriptPolicy
+from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
 from kairoi.schedule import parse_reference_time
 
 
@@ -44,7 +46,7 @@ def test_job_id_length_limit(reader: InstructionReader) -> None:
         reader.read(["SET", "é" * 32_768, "2030-01-01 00:00:00"])
 
 
-@pytest.mark.parametrize("word", ["set", "UNSET", "VERSION", "RULE"])
+@pytest.mark.parametrize("word", ["set", "unset", "Get", "version", "RULE", "rule", "FOO"])
 def test_unknown_instructions_are_case_sensitive(reader: InstructionReader, word: str) -> None:
     with pytest.raises(InvalidRequest, match="unknown instruction"):
         reader.read([word, "x", "y"])
@@ -159,3 +161,74 @@ def test_a_run_of_sets_refuses_bad_lines_by_position(reader: InstructionReader) 
 def test_a_run_of_bad_sets_asks_storage_nothing(reader: InstructionReader) -> None:
     request, refused = reader.read_sets(("a",), ("never",))
     assert request is None and list(refused) == [0]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "request_"),
+    [
+        (["GET", "j"], messages.GetJob(job_id="j")),
+        (["UNSET", ""], messages.UnsetJob(job_id="")),
+        (["DISABLE", "j"], messages.DisableJob(job_id="j")),
+        (["ENABLE", "j"], messages.EnableJob(job_id="j")),
+        (["STOP", "j"], messages.StopJob(job_id="j")),
+        (["TRIGGER", "a b"], messages.TriggerJob(job_id="a b")),
+        (["LIST"], messages.ListJobs(prefix="", after=None, limit=100)),
+        (["LIST", "app."], messages.ListJobs(prefix="app.", after=None, limit=100)),
+        (["LIST", "LIMIT", "5"], messages.ListJobs(prefix="", after=None, limit=5)),
+        (["LIST", "LIMIT", "LIMIT", "5"], messages.ListJobs(prefix="LIMIT", after=None, limit=5)),
+        (
+            ["LIST", "app.", "AFTER", "app.9", "LIMIT", "10000"],
+            messages.ListJobs(prefix="app.", after="app.9", limit=10_000),
+        ),
+        (["RUNS", "j"], messages.ListRuns(job_id="j", limit=100)),
+        (["RUNS", "j", "LIMIT", "3"], messages.ListRuns(job_id="j", limit=3)),
+        (["OUTPUT", "j"], messages.GetOutput(job_id="j", run=0)),
+        (["OUTPUT", "j", "12"], messages.GetOutput(job_id="j", run=12)),
+        (["RULE", "GET", "r"], messages.GetRule(rule_id="r")),
+        (["RULE", "LIST"], messages.ListRules(prefix="")),
+        (["RULE", "LIST", "app"], messages.ListRules(prefix="app")),
+        (["RULE", "UNSET", "r"], messages.UnsetRule(rule_id="r")),
+        (["PING"], messages.Ping()),
+        (["STATS"], messages.GetStats()),
+    ],
+)
+def test_reading_and_lifecycle_instructions(
+    reader: InstructionReader, arguments: list[str], request_: messages.Request
+) -> None:
+    assert reader.read(arguments) == request_
+
+
+def test_version_is_answered_by_the_frontend(reader: InstructionReader) -> None:
+    assert reader.read(["VERSION"]) == Local(f" OK {__version__}\n".encode())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "why"),
+    [
+        (["GET"], "GET takes 1 argument: GET <job>"),
+        (["STOP", "a", "b"], "STOP takes 1 argument"),
+        (["LIST", "LIMIT", "5", "AFTER"], "LIST [<prefix>]"),
+        (["LIST", "a", "LIMIT", "0"], "LIMIT must be a whole number within 1 and 10000"),
+        (["LIST", "LIMIT", "10001"], "not '10001'"),
+        (["LIST", "LIMIT", "-1"], "not '-1'"),
+        (["LIST", "LIMIT", "1", "LIMIT", "2"], "unexpected 'LIMIT'"),
+        (["LIST", "a", "SINCE", "x"], "unexpected 'SINCE'"),
+        (["RUNS"], "RUNS needs a job"),
+        (["RUNS", "j", "AFTER", "x"], "unexpected 'AFTER'"),
+        (["OUTPUT"], "OUTPUT takes 1 or 2 arguments"),
+        (["OUTPUT", "j", "0"], "a run number is a whole number from 1"),
+        (["OUTPUT", "j", "x"], "not 'x'"),
+        (["RULE", "GET"], "RULE GET takes 1 argument"),
+        (["RULE", "LIST", "a", "b"], "RULE LIST takes at most 1 argument"),
+        (["RULE", "DROP", "r"], "unknown instruction 'RULE DROP'"),
+        (["RULE"], "RULE needs an instruction"),
+        (["PING", "x"], "PING takes no argument"),
+        (["VERSION", "x"], "VERSION takes no argument"),
+        (["GET", "x" * 65_536], "longer than 65535 bytes"),
+    ],
+)
+def test_lifecycle_instruction_errors(
+    reader: InstructionReader, arguments: list[str], why: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(why)):
+        reader.read(arguments)

@@ -51,15 +51,18 @@ def claim(
     return reply
 
 
-def outcome(job_id: str, run: int, succeeded: bool = True) -> messages.RecordOutcome:
+def outcome(
+    job_id: str, run: int, succeeded: bool = True, output: bytes = b""
+) -> messages.RecordOutcome:
     return messages.RecordOutcome(
         job_id=job_id,
         run=run,
-        succeeded=succeeded,
-        exit_code=0,
-        reason="",
+        outcome="executed" if succeeded else "failed",
+        exit_code=0 if succeeded else 1,
+        reason="" if succeeded else "exit status 1",
         started_us=1,
         finished_us=2,
+        output=output,
     )
 
 

@@ -1,0 +1,102 @@
+"""The control bus's messages: msgpack maps in, msgpack maps out. Pure code.
+
+A request is ``{"op": <verb>, "job": <job id>}``, with an optional ``"id"`` (any value) that
+the reply carries back. A reply is ``{"status": "ok"}`` (``get`` adds ``"job"``, a map of
+the job's state), or ``{"status": "error", "code": <code>, "reason": <words>}``. The codes
+are KCP's: not_found, conflict, invalid, forbidden, unavailable, internal.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgpack
+
+from kairoi import messages
+from kairoi.domain import MAX_STRING_BYTES
+from kairoi.schedule import format_instant
+
+VERBS: Final[dict[str, type[messages.Request]]] = {
+    "stop": messages.StopJob,
+    "disable": messages.DisableJob,
+    "enable": messages.EnableJob,
+    "delete": messages.UnsetJob,
+    "trigger": messages.TriggerJob,
+    "get": messages.GetJob,
+}
+_PACKER = msgpack.Packer(use_bin_type=True)
+
+
+class ControlError(Exception):
+    """A request that cannot be understood: answered ``invalid`` with this reason."""
+
+    def __init__(self, request_id: Any, reason: str) -> None:
+        super().__init__(reason)
+        self.request_id = request_id
+        self.reason = reason
+
+
+def decode_request(body: bytes) -> tuple[Any, messages.Request]:
+    """(the request's ``id``, or None; what it asks for). Raises ControlError, whose
+    ``request_id`` is what could be read of the id."""
+    try:
+        request = msgpack.unpackb(body, raw=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise ControlError(None, f"the request is not msgpack: {exc}") from None
+    if not isinstance(request, dict):
+        raise ControlError(None, "the request must be a map: {op, job, [id]}")
+    request_id = request.get("id")
+    unknown = sorted(map(str, set(request) - {"op", "job", "id"}))
+    if unknown:
+        raise ControlError(request_id, f"unknown keys {unknown}: expected op, job and id")
+    verb, job_id = request.get("op"), request.get("job")
+    if verb not in VERBS:
+        raise ControlError(request_id, f"op must be one of {', '.join(VERBS)}, not {verb!r}")
+    if not isinstance(job_id, str):
+        raise ControlError(request_id, f"job must be a string, not {job_id!r:.40}")
+    if len(job_id.encode()) > MAX_STRING_BYTES:
+        raise ControlError(request_id, f"job is longer than {MAX_STRING_BYTES} bytes")
+    return request_id, VERBS[verb](job_id=job_id)  # type: ignore[call-arg]
+
+
+def encode_reply(request_id: Any, reply: messages.Message) -> bytes:
+    """The reply to a request, from storage's reply to it."""
+    match reply:
+        case messages.Ok():
+            return _pack(request_id, {"status": "ok"})
+        case messages.JobState():
+            return _pack(request_id, {"status": "ok", "job": job_map(reply)})
+        case messages.Failed(code=code, reason=reason):
+            return encode_error(request_id, code, reason)
+        case _:
+            return encode_error(request_id, "internal", f"unexpected {type(reply).__name__}")
+
+
+def encode_error(request_id: Any, code: str, reason: str) -> bytes:
+    return _pack(request_id, {"status": "error", "code": code, "reason": reason})
+
+
+def job_map(job: messages.JobState) -> dict[str, Any]:
+    """A job's state as the control bus shows it: instants as microseconds since the epoch
+    and as ISO 8601 UTC text, None where there is none."""
+    return {
+        "id": job.job_id,
+        "status": job.status,
+        "next_due_us": job.next_due_us,
+        "next_due": _text(job.next_due_us),
+        "run": job.run,
+        "last_outcome": job.last_outcome or None,
+        "last_finished_us": job.last_finished_us,
+        "last_finished": _text(job.last_finished_us),
+    }
+
+
+def _text(instant_us: int | None) -> str | None:
+    return None if instant_us is None else format_instant(instant_us)
+
+
+def _pack(request_id: Any, reply: dict[str, Any]) -> bytes:
+    if request_id is not None:
+        reply["id"] = request_id
+    data: bytes = _PACKER.pack(reply)
+    return data
