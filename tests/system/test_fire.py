@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kairoi.client.server import ServerProcess
-from kairoi.domain import Job, JobStatus
+from kairoi.domain import Job, JobStatus, Outcome
 from tests.conftest import Running, start_server
 from tests.support import eventually, read_jobs
 
@@ -140,6 +140,12 @@ def test_failures_exit_status_missing_script_and_timeout(tmp_path: Path) -> None
         "missing.1": JobStatus.FAILED,
         "hang.1": JobStatus.FAILED,
         "ok.1": JobStatus.EXECUTED,
+    }
+    assert {job_id: job.last_outcome for job_id, job in jobs.items() if job} == {
+        "three.1": Outcome.FAILED,
+        "missing.1": Outcome.FAILED,
+        "hang.1": Outcome.TIMED_OUT,
+        "ok.1": Outcome.EXECUTED,
     }
 
 
