@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ctl":
             command.add_argument("verb", choices=CONTROL_VERBS, help="what to do")
             command.add_argument("job", help="the job's id")
+            command.add_argument(
+                "--cascade",
+                action="store_true",
+                help="with delete: also delete the jobs that run after it",
+            )
         if name == "runner":
             command.add_argument(
                 "--name",

@@ -31,5 +31,9 @@ class FakeClock:
     def now_us(self) -> int:
         return self._now_us
 
+    def set(self, micros: int) -> None:
+        """Jump to ``micros`` (forwards or back, as a wall clock can)."""
+        self._now_us = micros
+
     def advance(self, micros: int) -> None:
         self._now_us += micros

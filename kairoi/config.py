@@ -103,6 +103,12 @@ class HistoryConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JobsConfig:
+    files: tuple[str, ...] = ()
+    """Job files (YAML) the frontend loads at start and on SIGHUP."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ControlConfig:
     endpoint: str = ""
     """The control bus (``kairoi ctl``); empty means ``ipc://<runtime.dir>/control.sock``."""
@@ -121,6 +127,7 @@ class Config:
     runners: RunnersConfig = field(default_factory=RunnersConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
     @property
     def storage_endpoint(self) -> str:
@@ -238,6 +245,8 @@ def _validate(config: Config) -> None:
     _validate_seconds(config)
     if not all(config.runners.shell.allow):
         raise ConfigError("'runners.shell.allow' must not hold an empty pattern")
+    if not all(config.jobs.files):
+        raise ConfigError("'jobs.files' must not hold an empty path")
 
 
 def _validate_seconds(config: Config) -> None:

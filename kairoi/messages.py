@@ -40,6 +40,39 @@ class SetJobs:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class DefineJob:
+    """frontend → storage: create or replace a job as SET with a schedule or options (or a
+    job file) defines it: the fields of domain.JobSpec (durations in µs; ``zone`` "" for
+    UTC, ``missed`` and ``overlap`` as words; ``runner`` "" to run it by a rule)."""
+
+    job_id: str
+    when: str
+    zone: str
+    missed: str
+    overlap: str
+    retries: int
+    backoff_us: int
+    max_backoff_us: int
+    parents: tuple[str, ...]
+    all_parents: bool
+    runner: str
+    arguments: tuple[str, ...]
+    rule_id: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoadJobs:
+    """frontend → storage: the jobs of the job file ``source``, as a whole: each is defined
+    (replaced if it exists, its run going on), and the jobs the file defined before that it
+    no longer holds are deleted. All or nothing: Refused names the first job that cannot be
+    (by its position), Failed what is wrong with the whole."""
+
+    source: str
+    jobs: tuple[DefineJob, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SetShellRule:
     """frontend → storage: create or replace a rule that runs ``sh <script> <job id>``."""
 
@@ -212,9 +245,11 @@ class ListJobs:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UnsetJob:
-    """door → storage: delete the job and its history, stopping its run if it has one."""
+    """door → storage: delete the job and its history, stopping its runs; refused while
+    jobs run after it, unless ``cascade`` (which deletes them too)."""
 
     job_id: str
+    cascade: bool
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -295,7 +330,9 @@ class GetStats:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class JobState:
     """storage → door: a job as GET shows it. ``status`` and ``last_outcome`` are words
-    (``last_outcome`` "" before the first run); ``next_due_us`` None: nothing planned."""
+    (``last_outcome`` "" before the first run); ``next_due_us`` None: nothing planned;
+    ``when`` its schedule as written ("" for the reference SET's time, or after its parents),
+    ``options`` the words of its options as SET takes them."""
 
     job_id: str
     status: str
@@ -303,6 +340,8 @@ class JobState:
     run: int
     last_outcome: str
     last_finished_us: int | None
+    when: str
+    options: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -374,6 +413,8 @@ class Stats:
 Request = (
     SetJob
     | SetJobs
+    | DefineJob
+    | LoadJobs
     | SetShellRule
     | SetAmqpRule
     | ClaimDue
@@ -409,6 +450,8 @@ TAGS: Final[dict[int, type[Message]]] = {
     2: SetShellRule,
     3: SetAmqpRule,
     4: SetJobs,
+    5: DefineJob,
+    6: LoadJobs,
     10: ClaimDue,
     11: RunnerStarted,
     12: RenewLeases,

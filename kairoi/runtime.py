@@ -98,12 +98,18 @@ _malloc_trim = _find_malloc_trim()
 
 
 def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT, for the running asyncio loop."""
+    """An event set by SIGTERM or SIGINT, for the running asyncio loop. SIGHUP is ignored
+    (it asks for a reload, which only the frontend does)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _ignore)
     return stop
+
+
+def _ignore() -> None:
+    pass
 
 
 def set_title(argv: list[str]) -> None:
@@ -128,6 +134,7 @@ class ShutdownFlag:
     def __init__(self) -> None:
         self.requested = False
         self.signal_name = ""
+        self.hangup = False
         self._reader, self._writer = socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
@@ -135,6 +142,7 @@ class ShutdownFlag:
     def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is for the frontend only
         # The kernel may deliver the signal to any thread (RocksDB's and ZeroMQ's too), and
         # Python runs the handler above only once the main thread runs Python again: while
         # it waits in poll, only this byte, written by the C-level handler in whichever
@@ -144,6 +152,14 @@ class ShutdownFlag:
     def watch_children(self) -> None:
         """Also wake up (without requesting shutdown) when a child process exits."""
         signal.signal(signal.SIGCHLD, lambda _signum, _frame: self._wake())
+
+    def watch_hangup(self) -> None:
+        """Also wake up on SIGHUP, setting ``hangup`` (for its owner to pass on, and clear)."""
+        signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def _on_hangup(self, _signum: int, _frame: FrameType | None) -> None:
+        self.hangup = True
+        self._wake()
 
     @property
     def wakeup_fd(self) -> int:

@@ -1,10 +1,18 @@
-"""Schedule arithmetic: turning what a client wrote into instants (UTC microseconds)."""
+"""Schedule arithmetic: turning what a client wrote into instants (UTC microseconds).
+
+Pure code. A schedule is a value whose ``next_after(instant)`` is its first occurrence after
+that instant (None: it has no more); cron expressions are parsed and stepped by cronsim.
+"""
 
 from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
 
 from kairoi.errors import InvalidRequest
 
@@ -79,3 +87,236 @@ def format_instant(instant_us: int) -> str:
     instant = _EPOCH + timedelta(microseconds=instant_us)
     timespec = "microseconds" if instant_us % 1_000_000 else "seconds"
     return instant.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+
+
+# Schedules: what a job's ``<when>`` says, as a value that tells its next occurrence.
+
+MAX_INSTANT_US = (_LAST_SECOND + 1) * 1_000_000 - 1
+"""The last representable instant (9999-12-31 23:59:59.999999 UTC)."""
+_DURATION = re.compile(
+    r"P(?:(?P<weeks>[0-9]+)W|(?:(?P<years>[0-9]+)Y)?(?:(?P<months>[0-9]+)M)?"
+    r"(?:(?P<days>[0-9]+)D)?(?:T(?=[0-9])(?:(?P<hours>[0-9]+)H)?(?:(?P<minutes>[0-9]+)M)?"
+    r"(?:(?P<seconds>[0-9]+)S)?)?)"
+)
+_INTERVAL_REPEAT = re.compile(r"R([0-9]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """An ISO 8601 duration: calendar months (years count 12), and a fixed part in µs
+    (weeks and days count whole days: the schedules they step are in a fixed UTC offset)."""
+
+    months: int
+    fixed_us: int
+    text: str
+
+    @property
+    def calendar(self) -> bool:
+        return self.months != 0
+
+
+def parse_duration(text: str) -> Duration:
+    """``PnW`` or ``P[nY][nM][nD][T[nH][nM][nS]]``, whole numbers, the whole string."""
+    match = _DURATION.fullmatch(text)
+    if match is None or text in ("P", "PT"):
+        raise InvalidRequest(
+            f"invalid duration {text!r}: expected ISO 8601 such as PT30S, PT10M, P1D, P1M or P2W"
+        )
+    parts = {name: int(value or 0) for name, value in match.groupdict().items()}
+    days = parts["weeks"] * 7 + parts["days"]
+    seconds = ((days * 24 + parts["hours"]) * 60 + parts["minutes"]) * 60 + parts["seconds"]
+    duration = Duration(parts["years"] * 12 + parts["months"], seconds * 1_000_000, text)
+    if duration.months == 0 and duration.fixed_us == 0:
+        raise InvalidRequest(f"invalid duration {text!r}: it must not be zero")
+    return duration
+
+
+def format_duration(duration_us: int) -> str:
+    """A fixed duration as ISO 8601 (``PT1H30M``, ``P2D``, ``PT0.5S``)."""
+    seconds, micros = divmod(duration_us, 1_000_000)
+    days, seconds = divmod(seconds, 86_400)
+    hours, seconds = divmod(seconds, 3_600)
+    minutes, seconds = divmod(seconds, 60)
+    time = "".join(f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M")) if value)
+    if seconds or micros:
+        time += f"{seconds}.{micros:06d}".rstrip("0").rstrip(".") + "S"
+    text = "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+    return text if text != "P" else "PT0S"
+
+
+@dataclass(frozen=True, slots=True)
+class OneShot:
+    """Once, at ``at_us``."""
+
+    at_us: int
+
+    @property
+    def text(self) -> str:
+        return format_instant(self.at_us)
+
+    def next_after(self, instant_us: int) -> int | None:
+        return self.at_us if self.at_us > instant_us else None
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """ISO 8601 ``R[n]/<start>/<duration>``: at ``start + k × duration`` for k = 0, 1, …
+    up to ``repeats`` (None: for ever), so ``R0`` runs once and ``R2`` three times. Each
+    occurrence is counted from the start, so the grid never drifts; calendar steps keep the
+    start's day of the month where the month has it (Jan 31, Feb 28, Mar 31, …)."""
+
+    repeats: int | None
+    start_us: int
+    offset_s: int
+    """The start's UTC offset: calendar steps are taken in it."""
+    step: Duration
+    text: str
+
+    def occurrence(self, k: int) -> int:
+        """The instant of occurrence number ``k`` (0: the start)."""
+        if not self.step.calendar:
+            return self.start_us + k * self.step.fixed_us
+        local = _EPOCH + timedelta(microseconds=self.start_us + self.offset_s * 1_000_000)
+        moved = _add_months(local, k * self.step.months)
+        return _to_us(moved) - self.offset_s * 1_000_000 + k * self.step.fixed_us
+
+    def next_after(self, instant_us: int) -> int | None:
+        k = max(0, self._estimate(instant_us))
+        while k > 0 and self.occurrence(k - 1) > instant_us:
+            k -= 1
+        while self.occurrence(k) <= instant_us:
+            k += 1
+        if self.repeats is not None and k > self.repeats:
+            return None
+        return self.occurrence(k)
+
+    def _estimate(self, instant_us: int) -> int:
+        """An occurrence number near the first after ``instant_us``."""
+        length_us = self.step.fixed_us + self.step.months * 30 * 86_400_000_000
+        return (instant_us - self.start_us) // length_us
+
+
+@dataclass(frozen=True, slots=True)
+class Cron:
+    """A cron expression, 5 fields (minute first) or 6 (second first), in an IANA time zone.
+
+    Occurrences are found in the zone's wall-clock time, then placed on the time line: a
+    local time skipped by a clock change runs once, at the first instant after the jump; a
+    local time that occurs twice (when clocks go back) runs once, the first time."""
+
+    expression: str
+    zone: str
+
+    @property
+    def text(self) -> str:
+        return f"cron:{self.expression}"
+
+    def next_after(self, instant_us: int) -> int | None:
+        zone = ZoneInfo(self.zone)
+        instant = _EPOCH + timedelta(microseconds=instant_us)
+        wall = instant.astimezone(zone).replace(tzinfo=None)
+        for candidate in CronSim(self.expression, wall):
+            moment = _placed(candidate, zone)
+            if moment > instant:  # else a second pass over a repeated hour: it ran already
+                return _to_us(moment)
+        return None
+
+
+def _placed(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant a local wall-clock time happens: its first, when it happens twice; the
+    first instant after the jump, when a clock change skips it."""
+    first = wall.replace(tzinfo=zone, fold=0)
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+        return first.astimezone(UTC)
+    low = int(wall.replace(tzinfo=zone, fold=1).astimezone(UTC).timestamp())  # before the jump
+    high = int(first.astimezone(UTC).timestamp())  # after it
+    while low + 1 < high:  # the jump is at the first second whose local time is past ``wall``
+        middle = (low + high) // 2
+        local = datetime.fromtimestamp(middle, zone).replace(tzinfo=None)
+        low, high = (low, middle) if local >= wall else (middle, high)
+    return datetime.fromtimestamp(high, UTC)
+
+
+Schedule = OneShot | Interval | Cron
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_schedule(when: str, zone: str | None = None) -> Schedule:
+    """A job's ``<when>``: the reference ``Y-m-d H:i:s`` (UTC), an ISO 8601 instant with its
+    offset, an ISO 8601 repeating interval ``R[n]/<start>/<duration>``, or ``cron:<fields>``.
+    ``zone`` (an IANA name) is the time zone of a cron expression, UTC by default."""
+    if zone is not None and not when.startswith("cron:"):
+        raise InvalidRequest("TZ applies to cron schedules only")
+    if when.startswith("cron:"):
+        return _cron(when[len("cron:") :].strip(), zone or "UTC")
+    if when.startswith("R") or when.count("/") == 2:
+        return _interval(when)
+    if "T" in when:
+        return OneShot(_iso_instant(when, need_offset=True))
+    return OneShot(parse_reference_time(when))
+
+
+def _cron(expression: str, zone: str) -> Cron:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidRequest(f"unknown time zone {zone!r}: expected an IANA name such as "
+                             "Europe/Paris or UTC") from None  # fmt: skip
+    fields = expression.split()
+    if len(fields) not in (5, 6):
+        raise InvalidRequest(f"invalid cron expression {expression!r}: expected 5 fields "
+                             "(minute first) or 6 (second first)")  # fmt: skip
+    try:
+        CronSim(" ".join(fields), datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        raise InvalidRequest(f"invalid cron expression {expression!r}: {exc}") from None
+    return Cron(" ".join(fields), zone)
+
+
+def _interval(text: str) -> Interval:
+    parts = text.split("/")
+    if len(parts) != 3:
+        raise InvalidRequest(f"invalid interval {text!r}: expected R[n]/<start>/<duration>")
+    repeat, start, step = parts
+    match = _INTERVAL_REPEAT.fullmatch(repeat)
+    if match is None:
+        raise InvalidRequest(f"invalid interval {text!r}: the repeat part must be R (for ever) "
+                             f"or Rn (n more times), not {repeat!r}")  # fmt: skip
+    repeats = int(match[1]) if match[1] else None
+    start_us = _iso_instant(start, need_offset=False)
+    offset = _iso_offset(start)
+    return Interval(repeats, start_us, offset, parse_duration(step), text)
+
+
+def _iso_instant(text: str, need_offset: bool) -> int:
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        example = "2030-01-01T10:00:00Z or 2030-01-01T11:00:00+01:00"
+        raise InvalidRequest(
+            f"invalid instant {text!r}: expected ISO 8601 such as {example}"
+        ) from None
+    if instant.tzinfo is None:
+        if need_offset:
+            raise InvalidRequest(f"invalid instant {text!r}: it needs an offset (Z or ±hh:mm)")
+        instant = instant.replace(tzinfo=UTC)  # as Kala reads an interval's start
+    return _to_us(instant)
+
+
+def _iso_offset(text: str) -> int:
+    offset = datetime.fromisoformat(text).utcoffset()
+    return 0 if offset is None else int(offset.total_seconds())
+
+
+def _to_us(instant: datetime) -> int:
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` ``months`` later on the calendar, its day kept or the month's last."""
+    month_index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(month_index, 12)
+    month += 1
+    leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return moment.replace(year=year, month=month, day=min(moment.day, _DAYS_IN_MONTH[month] + leap))

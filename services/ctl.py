@@ -21,7 +21,10 @@ EXIT_UNAVAILABLE = 69
 
 
 def main(config: Config, options: argparse.Namespace) -> int:
-    request = msgpack.packb({"op": options.verb, "job": options.job})
+    fields = {"op": options.verb, "job": options.job}
+    if options.cascade:
+        fields["cascade"] = True
+    request = msgpack.packb(fields)
     try:
         client = ControlClient(config.control_endpoint)
     except BusError as exc:

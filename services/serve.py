@@ -14,6 +14,7 @@ def main(config: Config, options: argparse.Namespace) -> int:
     shutdown = ShutdownFlag()
     shutdown.install()
     shutdown.watch_children()
+    shutdown.watch_hangup()
     print(
         f"kairoi {__version__}: KCP on {config.controller.listen}, "
         f"data in {config.database.path}, sockets in {config.runtime.dir}",

@@ -1,13 +1,15 @@
 """The control bus's messages: msgpack maps in, msgpack maps out. Pure code.
 
 A request is ``{"op": <verb>, "job": <job id>}``, with an optional ``"id"`` (any value) that
-the reply carries back. A reply is ``{"status": "ok"}`` (``get`` adds ``"job"``, a map of
-the job's state), or ``{"status": "error", "code": <code>, "reason": <words>}``. The codes
-are KCP's: not_found, conflict, invalid, forbidden, unavailable, internal.
+the reply carries back, and for ``delete`` an optional ``"cascade": true``. A reply is
+``{"status": "ok"}`` (``get`` adds ``"job"``, a map of the job's state), or ``{"status":
+"error", "code": <code>, "reason": <words>}``. The codes are KCP's: not_found, conflict,
+invalid, forbidden, unavailable, internal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgpack
@@ -16,14 +18,15 @@ from kairoi import messages
 from kairoi.domain import MAX_STRING_BYTES
 from kairoi.schedule import format_instant
 
-VERBS: Final[dict[str, type[messages.Request]]] = {
-    "stop": messages.StopJob,
-    "disable": messages.DisableJob,
-    "enable": messages.EnableJob,
-    "delete": messages.UnsetJob,
-    "trigger": messages.TriggerJob,
-    "get": messages.GetJob,
+VERBS: Final[dict[str, Callable[[str, bool], messages.Request]]] = {
+    "stop": lambda job_id, _: messages.StopJob(job_id=job_id),
+    "disable": lambda job_id, _: messages.DisableJob(job_id=job_id),
+    "enable": lambda job_id, _: messages.EnableJob(job_id=job_id),
+    "delete": lambda job_id, cascade: messages.UnsetJob(job_id=job_id, cascade=cascade),
+    "trigger": lambda job_id, _: messages.TriggerJob(job_id=job_id),
+    "get": lambda job_id, _: messages.GetJob(job_id=job_id),
 }
+"""Each verb and the request it makes of a job id (and, for delete, ``cascade``)."""
 _PACKER = msgpack.Packer(use_bin_type=True)
 
 
@@ -46,9 +49,12 @@ def decode_request(body: bytes) -> tuple[Any, messages.Request]:
     if not isinstance(request, dict):
         raise ControlError(None, "the request must be a map: {op, job, [id]}")
     request_id = request.get("id")
-    unknown = sorted(map(str, set(request) - {"op", "job", "id"}))
+    unknown = sorted(map(str, set(request) - {"op", "job", "id", "cascade"}))
     if unknown:
-        raise ControlError(request_id, f"unknown keys {unknown}: expected op, job and id")
+        raise ControlError(request_id, f"unknown keys {unknown}: expected op, job, cascade, id")
+    cascade = request.get("cascade", False)
+    if not isinstance(cascade, bool):
+        raise ControlError(request_id, f"cascade must be true or false, not {cascade!r:.40}")
     verb, job_id = request.get("op"), request.get("job")
     if verb not in VERBS:
         raise ControlError(request_id, f"op must be one of {', '.join(VERBS)}, not {verb!r}")
@@ -56,7 +62,7 @@ def decode_request(body: bytes) -> tuple[Any, messages.Request]:
         raise ControlError(request_id, f"job must be a string, not {job_id!r:.40}")
     if len(job_id.encode()) > MAX_STRING_BYTES:
         raise ControlError(request_id, f"job is longer than {MAX_STRING_BYTES} bytes")
-    return request_id, VERBS[verb](job_id=job_id)  # type: ignore[call-arg]
+    return request_id, VERBS[verb](job_id, cascade)
 
 
 def encode_reply(request_id: Any, reply: messages.Message) -> bytes:

@@ -9,8 +9,11 @@ earlier OK. Backpressure instead of buffering: a connection stops being read whi
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from kairoi import log, messages
@@ -18,7 +21,7 @@ from kairoi.bus import ControlServer, RequestClient
 from kairoi.config import Config, parse_listen
 from kairoi.control import protocol as control
 from kairoi.errors import InvalidRequest, KairoiError
-from kairoi.frontend import kcp
+from kairoi.frontend import jobfiles, kcp
 from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
 from kairoi.frontend.replies import AnySlot, Owed, SetsSlot, Sink, Slot
 from kairoi.runtime import stop_on_signals
@@ -187,27 +190,37 @@ class Connection(asyncio.Protocol):
         while (parsed := self._parser.next()) is not None:
             match parsed:
                 case kcp.SetLines():
-                    request, refused = reader.read_sets(parsed.job_ids, parsed.whens)
+                    read = reader.read_sets(parsed.job_ids, parsed.whens)
+                    if read is None:  # not all reference times: one line at a time
+                        for message in parsed.messages():
+                            self._read_message(message, batch)
+                        continue
+                    request, refused = read
                     sets = self._owe(SetsSlot(parsed.request_ids, refused))
                     if request is not None:
                         batch.append((sets, request))
                 case kcp.Message():
-                    slot = self._owe(Slot(kcp.reply_prefix(parsed.request_id)))
-                    try:
-                        asked = reader.read(parsed.arguments)
-                    except KairoiError as exc:
-                        slot.line = slot.prefix + kcp.error_suffix(exc.code, exc.reason)
-                        continue
-                    if isinstance(asked, Local):
-                        slot.line = slot.prefix + asked.suffix
-                    else:
-                        batch.append((slot, asked))
+                    self._read_message(parsed, batch)
                 case kcp.Malformed():
                     self._answer_malformed(parsed)
                     if parsed.fatal:
                         break
         if batch:
             self._frontend.gateway.submit(self, batch)
+
+    def _read_message(
+        self, message: kcp.Message, batch: list[tuple[AnySlot, messages.Request]]
+    ) -> None:
+        slot = self._owe(Slot(kcp.reply_prefix(message.request_id)))
+        try:
+            asked = self._frontend.instructions.read(message.arguments)
+        except KairoiError as exc:
+            slot.line = slot.prefix + kcp.error_suffix(exc.code, exc.reason)
+            return
+        if isinstance(asked, Local):
+            slot.line = slot.prefix + asked.suffix
+        else:
+            batch.append((slot, asked))
 
     def _owe(self, slot: SlotT) -> SlotT:
         self._slots.append(slot)
@@ -275,10 +288,78 @@ class ControlDoor:
                 body = control.encode_error(exc.request_id, "invalid", exc.reason)
                 self._server.send(envelope, body)
                 continue
+            except Exception as exc:  # a bug must not take the control bus down
+                _log.exception("control.request_failed", reason=repr(exc))
+                body = control.encode_error(None, "internal", f"cannot read it: {exc!r}")
+                self._server.send(envelope, body)
+                continue
             self._gateway.submit(self, [(ControlSlot(self._server, envelope, request_id), request)])
 
     def deliver(self) -> None:
         """Replies went out as they were answered."""
+
+
+JOB_FILE_RETRY_SECONDS = 2.0
+"""How soon a job file is sent again when storage did not answer."""
+
+
+class JobFileLoader:
+    """Loads the job files (``jobs.files``) at start and on SIGHUP: each file is read, checked
+    as a whole, and sent to storage as one request; what became of it is logged
+    (``jobs.loaded``, or ``jobs.refused`` with the line and the reason)."""
+
+    def __init__(self, paths: tuple[str, ...], gateway: Gateway, scripts: ScriptPolicy) -> None:
+        self._paths = paths
+        self._gateway = gateway
+        self._scripts = scripts
+
+    def load_all(self) -> None:
+        for path in self._paths:
+            self.load(os.path.abspath(path))
+
+    def load(self, path: str) -> None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+            job_file = jobfiles.read(path, text, self._scripts)
+        except (OSError, UnicodeDecodeError) as exc:
+            _log.error("jobs.refused", file=path, line=0, reason=f"cannot read it: {exc}")
+            return
+        except jobfiles.FileError as exc:
+            _log.error("jobs.refused", file=path, line=exc.line, reason=exc.reason)
+            return
+        self._gateway.submit(self, [(JobFileSlot(self, job_file), job_file.request)])
+
+    def deliver(self) -> None:
+        """Each file's outcome was logged as storage answered."""
+
+
+class JobFileSlot:
+    """A job file sent to storage: its outcome is logged; unanswered, it is sent again."""
+
+    def __init__(self, loader: JobFileLoader, job_file: jobfiles.JobFile) -> None:
+        self._loader = loader
+        self._file = job_file
+
+    def answer(self, reply: messages.Message) -> None:
+        request = self._file.request
+        match reply:
+            case messages.Ok():
+                _log.info("jobs.loaded", file=request.source, jobs=len(request.jobs))
+            case messages.Refused(positions=(position, *_), reasons=(reason, *_)):
+                job_id = request.jobs[position].job_id
+                _log.error("jobs.refused", file=request.source, line=self._file.lines[position],
+                           job=job_id, reason=reason)  # fmt: skip
+            case messages.Failed(code="unavailable"):
+                self.expire()
+            case messages.Failed(reason=reason):
+                _log.error("jobs.refused", file=request.source, line=0, reason=reason)
+            case _:
+                _log.error("jobs.refused", file=request.source, line=0, reason=repr(reply))
+
+    def expire(self) -> None:
+        source = self._file.request.source
+        _log.warning("jobs.unanswered", file=source, retry_in=JOB_FILE_RETRY_SECONDS)
+        asyncio.get_running_loop().call_later(JOB_FILE_RETRY_SECONDS, self._loader.load, source)
 
 
 class Frontend:
@@ -288,7 +369,9 @@ class Frontend:
         self.config = config
         self.gateway = Gateway(client, config.controller.request_timeout)
         self._control = control_server
-        self.instructions = InstructionReader(ScriptPolicy(config.runners.shell.allow))
+        scripts = ScriptPolicy(config.runners.shell.allow)
+        self.instructions = InstructionReader(scripts)
+        self.job_files = JobFileLoader(config.jobs.files, self.gateway, scripts)
         self.connections: set[Connection] = set()
         self.address: tuple[str, int] | None = None
         """Where KCP is served, once it is (port 0 in the configuration picks one)."""
@@ -311,6 +394,8 @@ class Frontend:
         if self._control is not None:
             _log.info("control.ready", endpoint=self._control.endpoint)
             tasks.append(asyncio.create_task(ControlDoor(self._control, self.gateway).run()))
+        loop.add_signal_handler(signal.SIGHUP, self.job_files.load_all)
+        self.job_files.load_all()
         await stop.wait()
         server.close()
         await self._drain()

@@ -16,18 +16,18 @@ from kairoi import __version__, messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
 from kairoi.domain import MAX_LIST, MAX_STRING_BYTES
 from kairoi.errors import Forbidden, InvalidRequest, KairoiError
+from kairoi.frontend.definitions import read_set
 from kairoi.schedule import parse_reference_time
 
 JobAction = (
-    messages.GetJob | messages.UnsetJob | messages.DisableJob | messages.EnableJob
-    | messages.StopJob | messages.TriggerJob
+    messages.GetJob | messages.DisableJob | messages.EnableJob | messages.StopJob
+    | messages.TriggerJob
 )  # fmt: skip
 
 RULE_SET_USAGE = "RULE SET <rule> <pattern> shell <script> | amqp <dsn> <exchange> <routing key>"
 DEFAULT_LIST_LIMIT = 100
 JOB_ACTIONS: dict[str, type[JobAction]] = {
     "GET": messages.GetJob,
-    "UNSET": messages.UnsetJob,
     "DISABLE": messages.DisableJob,
     "ENABLE": messages.EnableJob,
     "STOP": messages.StopJob,
@@ -77,7 +77,9 @@ class InstructionReader:
         """The request ``arguments`` ask for; raises KairoiError when they are wrong."""
         match arguments:
             case ["SET", *rest]:
-                return _set_job(rest)
+                return read_set(rest)
+            case ["UNSET", *rest]:
+                return _unset(rest)
             case ["RULE", "SET", *rest]:
                 return self._set_rule(rest)
             case ["RULE", *rest]:
@@ -93,9 +95,11 @@ class InstructionReader:
 
     def read_sets(
         self, job_ids: tuple[str, ...], whens: tuple[str, ...]
-    ) -> tuple[messages.SetJobs | None, dict[int, KairoiError]]:
+    ) -> tuple[messages.SetJobs | None, dict[int, KairoiError]] | None:
         """``read`` of ``SET <job> <when>`` for each pair, as one request: the SetJobs of the
-        valid ones (None if none is), and the error of each other, by position."""
+        valid ones (None if none is), and the error of each other, by position. None when a
+        ``<when>`` is another schedule than the reference time (the lines are then read one
+        by one)."""
         if max(map(len, job_ids)) * 4 <= MAX_STRING_BYTES:  # no id can be too long
             try:  # the common case, in C-level passes: every date is valid
                 due_us = tuple(map(parse_reference_time, whens))
@@ -106,9 +110,13 @@ class InstructionReader:
         refused: dict[int, KairoiError] = {}
         for position, (job_id, when) in enumerate(zip(job_ids, whens, strict=True)):
             try:
-                valid.append(_set_job([job_id, when]))
+                request = read_set([job_id, when])
             except KairoiError as exc:
                 refused[position] = exc
+                continue
+            if not isinstance(request, messages.SetJob):
+                return None
+            valid.append(request)
         if not valid:
             return None, refused
         return messages.SetJobs(
@@ -142,6 +150,19 @@ class InstructionReader:
                 raise InvalidRequest(f"unknown runner {runner!r}: expected shell or amqp")
             case _:
                 raise InvalidRequest(f"wrong number of arguments: {RULE_SET_USAGE}")
+
+
+def _unset(arguments: list[str]) -> messages.UnsetJob:
+    match arguments:
+        case [job_id]:
+            cascade = False
+        case [job_id, "CASCADE"]:
+            cascade = True
+        case _:
+            raise InvalidRequest("UNSET takes a job, and CASCADE to delete the jobs that run "
+                                 "after it too: UNSET <job> [CASCADE]")  # fmt: skip
+    _check_lengths([job_id])
+    return messages.UnsetJob(job_id=job_id, cascade=cascade)
 
 
 def _job_action(word: str, arguments: list[str]) -> JobAction:
@@ -244,16 +265,6 @@ def _count(text: str | None, default: int, usage: str) -> int:
         raise InvalidRequest(f"LIMIT must be a whole number within 1 and {MAX_LIST}, "
                              f"not {text!r}: {usage}")  # fmt: skip
     return int(text)
-
-
-def _set_job(arguments: list[str]) -> messages.SetJob:
-    if len(arguments) != 2:
-        raise InvalidRequest(
-            f'SET takes 2 arguments, got {len(arguments)}: SET <job> "YYYY-MM-DD HH:MM:SS"'
-        )
-    job_id, when = arguments
-    _check_lengths([job_id])
-    return messages.SetJob(job_id=job_id, due_us=parse_reference_time(when))
 
 
 def _check_lengths(arguments: list[str]) -> None:

@@ -148,13 +148,16 @@ def _listed(prefix: bytes, kind: str, items: list[list[str]]) -> bytes:
 
 
 def _job_words(job: messages.JobState) -> list[str]:
-    """status, next due, run, last outcome, last finished: as GET and LIST show a job."""
+    """status, next due, run, last outcome, last finished, schedule, options: as GET and
+    LIST show a job."""
     return [
         job.status,
         _instant(job.next_due_us),
         str(job.run),
         job.last_outcome or "-",
         _instant(job.last_finished_us),
+        kcp.quote(job.when) if job.when else "-",
+        *map(kcp.quote, job.options),
     ]
 
 

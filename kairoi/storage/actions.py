@@ -1,6 +1,7 @@
-"""What an operator does to a job, by any door: disable, enable, trigger, stop, delete.
+"""What a client or operator does to a job, by any door: define it, disable, enable,
+trigger, stop, delete.
 
-Stopping and deleting a running job also tell whoever holds its run to kill it: the actor
+Stopping and deleting a running job also tell whoever holds its runs to kill them: the actor
 sends those notices (``take_stops``) once the change is durable.
 """
 
@@ -10,9 +11,9 @@ from collections.abc import Callable
 
 from kairoi import messages
 from kairoi.clock import Clock
-from kairoi.domain import Job, JobStatus
-from kairoi.errors import Conflict, NotFound
-from kairoi.storage import lifecycle
+from kairoi.domain import Job, JobSpec, JobStatus, Overlap
+from kairoi.errors import Conflict, InvalidRequest, KairoiError, NotFound
+from kairoi.storage import lifecycle, planning
 from kairoi.storage.claims import Runs
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
@@ -40,6 +41,56 @@ class JobActions:
             raise NotFound(f"no job {job_id!r}")
         return job
 
+    def define(self, job_id: str, spec: JobSpec, *, while_running: bool = False) -> None:
+        """Create or replace ``job_id`` as ``spec`` says. A running job is refused, unless
+        ``while_running`` (a job file): then its new spec plans what follows its run."""
+        _check(job_id, spec)
+        for parent_id in spec.parents:
+            self.existing(parent_id)
+        job = self._jobs.get(job_id)
+        if job is not None and job.running:
+            if not while_running:
+                raise Conflict(f"job {job_id!r} is running (Triggered); set it again once "
+                               "its run ends")  # fmt: skip
+            self._save(lifecycle.redefined_while_running(job, spec), job)
+            return
+        plan = planning.first(spec, 0, self._clock.now_us())
+        self._save(lifecycle.defined(job, job_id, spec, plan), job)
+
+    def load(self, source: str, jobs: list[tuple[str, JobSpec]]) -> list[str]:
+        """Define every job of the job file ``source``, and delete the jobs it defined before
+        that it no longer holds: all or nothing. A ``RefusedJob`` names the first job that
+        cannot be defined; a KairoiError what is wrong with the whole. The ids deleted."""
+        in_file = {job_id for job_id, _ in jobs}
+        removed = [job_id for job_id in self._jobs.from_file(source) if job_id not in in_file]
+        for position, (job_id, spec) in enumerate(jobs):
+            try:
+                self._check_loaded(job_id, spec, in_file, set(removed))
+            except KairoiError as exc:
+                raise RefusedJob(position, exc) from None
+        for job_id in removed:
+            for child_id in self._jobs.children(job_id):
+                if child_id not in in_file and child_id not in removed:
+                    raise Conflict(f"job {child_id!r} runs after {job_id!r}, which the file no "
+                                   "longer holds: change or delete it first")  # fmt: skip
+        for job_id, spec in _parents_first(jobs):
+            self.define(job_id, spec, while_running=True)
+        for job_id in removed:
+            if self._jobs.get(job_id) is not None:
+                self.unset(job_id, cascade=True)
+        return removed
+
+    def _check_loaded(
+        self, job_id: str, spec: JobSpec, in_file: set[str], removed: set[str]
+    ) -> None:
+        _check(job_id, spec)
+        for parent_id in spec.parents:
+            if parent_id not in in_file and (parent_id in removed or not self._jobs.get(parent_id)):
+                raise NotFound(f"no job {parent_id!r}, which {job_id!r} runs after")
+        current = self._jobs.get(job_id)
+        if current is None or not current.running:
+            planning.first(spec, 0, self._clock.now_us())
+
     def disable(self, job_id: str) -> None:
         job = self.existing(job_id)
         self._save(lifecycle.disabled(job), job)
@@ -54,17 +105,22 @@ class JobActions:
 
     def stop(self, job_id: str) -> None:
         job = self.existing(job_id)
-        if job.status is not JobStatus.TRIGGERED:
+        if not job.running:
             raise Conflict(f"job {job_id!r} is not running ({job.status.name.capitalize()})")
+        self._stops += [messages.StopRun(job_id=job.id, run=run) for run in job.active]
         self._runs.stop(job)
-        self._stops.append(messages.StopRun(job_id=job.id, run=job.run))
 
-    def unset(self, job_id: str) -> None:
+    def unset(self, job_id: str, cascade: bool) -> None:
         job = self.existing(job_id)
-        if job.status is JobStatus.TRIGGERED:
-            self._stops.append(messages.StopRun(job_id=job.id, run=job.run))
-        self._jobs.delete(job)
-        self._history.forget(job_id)
+        children = self._jobs.children(job_id)
+        if children and not cascade:
+            shown = ", ".join(map(repr, children[:5])) + (", …" if len(children) > 5 else "")
+            raise Conflict(f"jobs run after {job_id!r} ({shown}); UNSET it with CASCADE to "
+                           "delete them too")  # fmt: skip
+        self._delete(job)
+        for child_id in children:
+            if (child := self._jobs.get(child_id)) is not None:
+                self.unset(child.id, cascade=True)
 
     def take_stops(self) -> list[messages.StopRun]:
         """After a commit: the runs to stop, to tell their holders."""
@@ -75,8 +131,55 @@ class JobActions:
         """The commit failed: nothing was stopped."""
         self._stops = []
 
-    def _save(self, job: Job, previous: Job) -> None:
-        if job != previous:
-            self._jobs.save(job, previous)
-            if job.status is JobStatus.PLANNED:
-                self._on_due(job.due_us)
+    def _delete(self, job: Job) -> None:
+        self._stops += [messages.StopRun(job_id=job.id, run=run) for run in job.active]
+        self._runs.forget(job)
+        self._jobs.delete(job)
+        self._history.forget(job.id)
+
+    def _save(self, job: Job, previous: Job | None) -> None:
+        if job == previous:
+            return
+        self._jobs.save(job, previous)
+        if job.status is JobStatus.PLANNED:
+            self._on_due(job.due_us)
+
+
+def _check(job_id: str, spec: JobSpec) -> None:
+    if job_id in spec.parents:
+        raise InvalidRequest(f"job {job_id!r} cannot run after itself")
+    if spec.parents and spec.when:
+        raise InvalidRequest("a job runs on a schedule or after its parents, not both")
+    if not spec.parents and not spec.when:
+        raise InvalidRequest("a job needs a schedule or parents to run after")
+    if spec.retries and spec.overlap is Overlap.ALLOW:
+        raise InvalidRequest("RETRIES cannot be used with OVERLAP allow: a retry would wait "
+                             "for nothing while the next occurrences run")  # fmt: skip
+    if spec.retries and not spec.backoff_us:
+        raise InvalidRequest("RETRIES needs a BACKOFF (the wait before the first retry)")
+
+
+class RefusedJob(Exception):
+    """A job of a job file cannot be defined: its position in the file's list, and why."""
+
+    def __init__(self, position: int, error: KairoiError) -> None:
+        super().__init__(error.reason)
+        self.position = position
+        self.error = error
+
+
+def _parents_first(jobs: list[tuple[str, JobSpec]]) -> list[tuple[str, JobSpec]]:
+    """The jobs, each after the parents it has among them; InvalidRequest on a cycle."""
+    pending = dict(jobs)
+    ordered: list[tuple[str, JobSpec]] = []
+    while pending:
+        ready = [
+            (job_id, spec) for job_id, spec in pending.items()
+            if not any(parent in pending for parent in spec.parents)
+        ]  # fmt: skip
+        if not ready:
+            raise InvalidRequest(f"jobs run after each other in a circle: {sorted(pending)}")
+        for job_id, spec in ready:
+            ordered.append((job_id, spec))
+            del pending[job_id]
+    return ordered

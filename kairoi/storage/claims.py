@@ -1,55 +1,64 @@
 """Runs: claiming due jobs for the dispatcher, leases, and recording how runs end.
 
-A claimed job becomes Triggered with a new run number and a lease owned by the dispatcher;
-its runner takes the lease over by renewing it. A lease that runs out, or whose owner is known
-to have restarted, makes the job claimable again: that is how a run whose runner or
-dispatcher died is run again (at least once). Outcomes count only for the job's current run,
-so a report sent twice, or a late report of a run given up on, changes nothing.
+A claimed run gets its own record (active.py) with a lease owned by the dispatcher; its
+runner takes the lease over by renewing it. A lease that runs out, or whose owner is known
+to have restarted, makes the run lost: it is run again, as the job's next run (at least
+once). Outcomes count only for a run under way, so a report sent twice, or a late report of
+a run given up on, changes nothing. When a run ends, what the job does next is planned
+(planning.py): a retry, its next occurrence, its children's runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections.abc import Callable
 
 from kairoi import log, messages
 from kairoi.clock import Clock
-from kairoi.domain import Job, JobStatus, Outcome, Rule, Run, runner_arguments
+from kairoi.domain import ActiveRun, Job, JobStatus, Outcome, Overlap, Run, runner_arguments
 from kairoi.errors import InvalidRequest
-from kairoi.storage import keys, lifecycle
+from kairoi.schedule import format_instant
+from kairoi.storage import lifecycle, planning
+from kairoi.storage.active import ActiveRuns
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
+from kairoi.storage.rules import RuleBook
 from kairoi.storage.stats import Stats
 
 _log = log.get("kairoi.storage")
-_EVERY_LEASE = 1 << 62  # a limit above the number of leases: scan the whole lease index
-
-
 _REPORTED = {outcome.value: outcome for outcome in (Outcome.EXECUTED, Outcome.FAILED,
                                                     Outcome.TIMED_OUT)}  # fmt: skip
 """The outcomes a runner reports, by their words; the others are storage's own."""
 LOST_REASON = "its runner or dispatcher was lost (the lease ended); the job was run again"
 NO_RULE_REASON = "no rule's pattern is a prefix of the job's id"
+Runner = tuple[str, str, tuple[str, ...]]
+"""(rule id, runner, arguments) of a run."""
 
 
 class Runs:
     def __init__(
         self,
         jobs: JobTable,
+        active: ActiveRuns,
         history: History,
         *,
         stats: Stats,
-        rule_for: Callable[[str], Rule | None],
+        rules: RuleBook,
         clock: Clock,
         lease_us: int,
         on_due: Callable[[int], None],
+        rng: random.Random | None = None,
     ) -> None:
         self._jobs = jobs
+        self._active = active
         self._history = history
         self._stats = stats
-        self._rule_for = rule_for
+        self._rules = rules
         self._clock = clock
         self._lease_us = lease_us
         self._on_due = on_due
+        self._rng = rng or random.Random()
         self._dispatcher: str | None = None
 
     def claim(self, request: messages.ClaimDue) -> messages.Claimed:
@@ -61,17 +70,16 @@ class Runs:
             self._dispatcher = request.dispatcher
             self._expire(lambda held_by: held_by.startswith("dispatcher:") and held_by != owner)
         # Besides what it takes, the first entry left over tells when to claim next.
-        lost, next_lost = self._jobs.due_by(keys.LEASE, now, request.limit)
+        lost, next_lost = self._active.leases.due_by(now, request.limit)
         room = request.limit - len(lost)
-        due, next_due = self._jobs.due_by(keys.DUE, now + request.lookahead_us, room)
-        runs = []
-        for job in self._jobs.get_many([*lost, *due]):
-            if job is not None and (run := self._trigger(job, now, owner)) is not None:
-                runs.append(run)
-        if runs:  # the leases this claim starts end after any older one, but they end
+        due, next_due = self._jobs.due.due_by(now + request.lookahead_us, room)
+        runs = [self._run_again(job_id, run, now, owner) for job_id, run in lost]
+        runs += [self._claim(job, now, owner) for job in self._jobs.get_many(due) if job]
+        claimed = tuple(run for run in runs if run is not None)
+        if claimed:  # the leases this claim starts end after any older one, but they end
             next_lost = min(next_lost or now + self._lease_us, now + self._lease_us)
         instants = [instant for instant in (next_lost, next_due) if instant is not None]
-        return messages.Claimed(runs=tuple(runs), next_due_us=min(instants, default=None))
+        return messages.Claimed(runs=claimed, next_due_us=min(instants, default=None))
 
     def runner_started(self, name: str, instance: str) -> None:
         current = f"runner:{name}:{instance}"
@@ -81,41 +89,175 @@ class Runs:
         if len(request.job_ids) != len(request.runs):
             raise InvalidRequest("job_ids and runs must have the same length")
         until = self._clock.now_us() + self._lease_us
-        for job, run in zip(self._jobs.get_many(request.job_ids), request.runs, strict=True):
-            if job is not None and job.status is JobStatus.TRIGGERED and job.run == run:
-                self._jobs.save(lifecycle.held(job, until, request.owner), job)
+        for job_id, number in zip(request.job_ids, request.runs, strict=True):
+            if (run := self._active.get(job_id, number)) is not None:
+                held = dataclasses.replace(run, lease_until_us=until, owner=request.owner)
+                self._active.save(held, run)
 
     def record(self, report: messages.RecordOutcome) -> None:
         outcome = _reported_outcome(report.outcome)
+        active = self._active.get(report.job_id, report.run)
         job = self._jobs.get(report.job_id)
-        if job is None or job.status is not JobStatus.TRIGGERED or job.run != report.run:
+        if active is None or job is None:
             self._complete_stopped(report)
             return
         run = Run(
-            run=job.run, due_us=job.due_us, started_us=report.started_us,
+            run=active.run, due_us=active.due_us, started_us=report.started_us,
             finished_us=report.finished_us, outcome=outcome, exit_code=report.exit_code,
-            manual=job.manual, reason=report.reason,
+            manual=active.manual, reason=report.reason,
         )  # fmt: skip
-        after = self._end(job, job, run, report.output)
-        _log.debug("run.recorded", job=job.id, run=job.run, status=after.status.name,
+        after = self.end(job, active, run, report.output)
+        _log.debug("run.recorded", job=job.id, run=active.run, status=after.status.name,
                    outcome=outcome.value, reason=report.reason)  # fmt: skip
 
-    def stop(self, job: Job) -> None:
-        """End ``job``'s current run as stopped (its holder is told to kill it)."""
-        run = Run(
-            run=job.run, due_us=job.due_us, started_us=None, finished_us=self._clock.now_us(),
-            outcome=Outcome.STOPPED, exit_code=None, manual=job.manual, reason="stopped",
-        )  # fmt: skip
-        self._end(job, job, run, b"")
+    def stop(self, job: Job) -> Job:
+        """End every run of ``job`` under way as stopped (their holders are told to kill
+        them); the job as it is afterwards."""
+        for number in job.active:
+            if (active := self._active.get(job.id, number)) is not None:
+                run = Run(
+                    run=number, due_us=active.due_us, started_us=None,
+                    finished_us=self._clock.now_us(), outcome=Outcome.STOPPED, exit_code=None,
+                    manual=active.manual, reason="stopped",
+                )  # fmt: skip
+                job = self.end(job, active, run, b"")
+        return job
 
-    def _end(self, previous: Job, job: Job, run: Run, output: bytes) -> Job:
-        """``job``'s current run ended as ``run`` says; ``previous`` is what is stored."""
-        after = lifecycle.ended(job, run.outcome, self._clock.now_us())
-        self._jobs.save(after, previous)
+    def forget(self, job: Job) -> None:
+        """``job`` is deleted: its runs under way are dropped (their holders are told)."""
+        for number in job.active:
+            if (active := self._active.get(job.id, number)) is not None:
+                self._active.delete(active)
+
+    def end(self, job: Job, active: ActiveRun, run: Run, output: bytes) -> Job:
+        """``active`` ended as ``run`` says: record it, plan what follows, tell the children.
+        The job as it is afterwards."""
+        now = self._clock.now_us()
+        self._active.delete(active)
         self._history.add(job.id, run, output)
-        if after.status is JobStatus.PLANNED:  # the schedule goes on after a manual run
+        plan, skipped = self._plan_after(job, active, run.outcome, now)
+        after = lifecycle.ended(job, active.run, run.outcome, now, plan)
+        if skipped is not None:
+            after = self._record_skipped(after, skipped, now)
+        self._jobs.save(after, job)
+        if after.status is JobStatus.PLANNED:
             self._on_due(after.due_us)
+        self._tell_children(job.id, run.outcome is Outcome.EXECUTED, now)
         return after
+
+    def _plan_after(
+        self, job: Job, active: ActiveRun, outcome: Outcome, now: int
+    ) -> tuple[planning.Next | None, planning.Skipped | None]:
+        if job.status is not JobStatus.TRIGGERED or len(job.active) > 1:
+            return None, None  # the job is planned already (OVERLAP allow), or runs on
+        if active.manual:
+            return lifecycle.resumed(job), None
+        if (retry := planning.retry(job.spec, active, outcome, now, self._rng)) is not None:
+            return retry, None
+        if job.spec.parents:
+            return lifecycle.ready_again(job, now), None
+        return planning.next_occurrence(job.spec, job.due_us, active.slot_us, active.after, now)
+
+    def _claim(self, job: Job, now: int, owner: str) -> messages.Execute | None:
+        after = planning.on_claim(job, now)
+        if after == planning.SKIP:
+            plan, skipped = planning.after_missed(job, now)
+            passed = self._record_skipped(lifecycle.passed_over(job, plan, now), skipped, now)
+            self._jobs.save(passed, job)
+            if plan is not None:
+                self._on_due(plan.due_us)
+            return None
+        number = job.run + 1
+        active = ActiveRun(
+            job_id=job.id, run=number, due_us=job.due_us, slot_us=job.slot_us,
+            manual=job.manual, attempt=job.attempt, after=after,
+            lease_until_us=now + self._lease_us, owner=owner,
+        )  # fmt: skip
+        then = self._next_beside(job, active, now)
+        self._jobs.save(lifecycle.claimed(job, number, then), job)
+        self._active.save(active, None)
+        if then is not None:
+            self._on_due(then.due_us)
+        return self._execute(job, active, now)
+
+    def _next_beside(self, job: Job, active: ActiveRun, now: int) -> planning.Next | None:
+        """With OVERLAP allow, the occurrence after the one now claimed, planned at once."""
+        if job.spec.overlap is not Overlap.ALLOW or active.manual:
+            return None
+        plan, _ = planning.next_occurrence(job.spec, job.due_us, active.slot_us, active.after,
+                                           now)  # fmt: skip
+        return plan
+
+    def _run_again(self, job_id: str, number: int, now: int, owner: str) -> messages.Execute | None:
+        """A lost run runs again, as the job's next run (its lost one is in the history)."""
+        active, job = self._active.get(job_id, number), self._jobs.get(job_id)
+        if active is None or job is None:
+            return None
+        _log.warning("run.lost", job=job_id, run=number, owner=active.owner)
+        lost = Run(
+            run=number, due_us=active.due_us, started_us=None, finished_us=now,
+            outcome=Outcome.LOST, exit_code=None, manual=active.manual, reason=LOST_REASON,
+        )  # fmt: skip
+        self._history.add(job_id, lost, b"")
+        again = dataclasses.replace(active, run=job.run + 1, lease_until_us=now + self._lease_us,
+                                    owner=owner)  # fmt: skip
+        self._active.delete(active)
+        self._active.save(again, None)
+        active_runs = tuple(again.run if run == number else run for run in job.active)
+        self._jobs.save(dataclasses.replace(job, run=again.run, active=active_runs), job)
+        return self._execute(job, again, now)
+
+    def _execute(self, job: Job, active: ActiveRun, now: int) -> messages.Execute | None:
+        runner = self._runner_for(job)
+        if runner is None:
+            none = Run(
+                run=active.run, due_us=active.due_us, started_us=None, finished_us=now,
+                outcome=Outcome.NO_RULE, exit_code=None, manual=active.manual,
+                reason=NO_RULE_REASON if not job.spec.rule_id
+                else f"the rule {job.spec.rule_id!r} it names does not exist",
+            )  # fmt: skip
+            self.end(self._jobs.get(job.id) or job, active, none, b"")
+            _log.info("run.no_rule", job=job.id)
+            return None
+        rule_id, name, arguments = runner
+        self._stats.ran(name)
+        return messages.Execute(
+            job_id=job.id, run=active.run, due_us=active.due_us, rule_id=rule_id,
+            runner=name, arguments=arguments,
+        )  # fmt: skip
+
+    def _runner_for(self, job: Job) -> Runner | None:
+        spec = job.spec
+        if spec.runner:
+            return "", spec.runner, spec.arguments
+        rule = self._rules.find(spec.rule_id) if spec.rule_id else self._rules.rule_for(job.id)
+        if rule is None:
+            return None
+        name, arguments = runner_arguments(rule.runner)
+        return rule.id, name, arguments
+
+    def _record_skipped(self, job: Job, skipped: planning.Skipped, now: int) -> Job:
+        """Record occurrences that did not run as one run of their own, ``skipped``."""
+        number = job.run + 1
+        reason = (f"occurrences from {format_instant(skipped.first_us)} to "
+                  f"{format_instant(skipped.until_us)} {skipped.reason}")  # fmt: skip
+        record = Run(
+            run=number, due_us=skipped.first_us, started_us=None, finished_us=now,
+            outcome=Outcome.SKIPPED, exit_code=None, manual=False, reason=reason,
+        )  # fmt: skip
+        self._history.add(job.id, record, b"")
+        return dataclasses.replace(job, run=number)
+
+    def _tell_children(self, parent_id: str, succeeded: bool, now: int) -> None:
+        for child_id in self._jobs.children(parent_id):
+            child = self._jobs.get(child_id)
+            if child is None:
+                continue
+            after = lifecycle.parent_ended(child, parent_id, succeeded, now)
+            if after != child:
+                self._jobs.save(after, child)
+                if after.status is JobStatus.PLANNED:
+                    self._on_due(after.due_us)
 
     def _complete_stopped(self, report: messages.RecordOutcome) -> None:
         """A report of a run already recorded as stopped fills in what storage could not
@@ -125,51 +267,19 @@ class Runs:
         if recorded is None or recorded.outcome is not Outcome.STOPPED or recorded.started_us:
             _log.debug("run.outcome_ignored", job=report.job_id, run=report.run)
             return
-        completed = Run(
-            run=recorded.run, due_us=recorded.due_us, started_us=report.started_us,
-            finished_us=report.finished_us, outcome=Outcome.STOPPED,
-            exit_code=report.exit_code, manual=recorded.manual, reason=recorded.reason,
+        completed = dataclasses.replace(
+            recorded, started_us=report.started_us, finished_us=report.finished_us,
+            exit_code=report.exit_code,
         )  # fmt: skip
         self._history.replace(report.job_id, completed, report.output)
-
-    def _trigger(self, job: Job, now: int, owner: str) -> messages.Execute | None:
-        if job.status is JobStatus.TRIGGERED:
-            _log.warning("run.lost", job=job.id, run=job.run, owner=job.owner)
-            lost = Run(
-                run=job.run, due_us=job.due_us, started_us=None, finished_us=now,
-                outcome=Outcome.LOST, exit_code=None, manual=job.manual, reason=LOST_REASON,
-            )  # fmt: skip
-            self._history.add(job.id, lost, b"")
-        rule = self._rule_for(job.id)
-        triggered = lifecycle.claimed(job, now, self._lease_us, owner)
-        if rule is None:
-            none = Run(
-                run=triggered.run, due_us=job.due_us, started_us=None, finished_us=now,
-                outcome=Outcome.NO_RULE, exit_code=None, manual=job.manual,
-                reason=NO_RULE_REASON,
-            )  # fmt: skip
-            self._end(job, triggered, none, b"")
-            _log.info("run.no_rule", job=job.id)
-            return None
-        self._jobs.save(triggered, job)
-        runner, arguments = runner_arguments(rule.runner)
-        self._stats.ran(runner)
-        return messages.Execute(
-            job_id=job.id,
-            run=triggered.run,
-            due_us=job.due_us,
-            rule_id=rule.id,
-            runner=runner,
-            arguments=arguments,
-        )
 
     def _expire(self, held_by: Callable[[str], bool]) -> None:
         """End at once the leases whose owner ``held_by`` picks: their runs are lost."""
         now = self._clock.now_us()
-        for _, job_id in self._jobs.earliest(keys.LEASE, limit=_EVERY_LEASE):
-            job = self._jobs.get(job_id)
-            if job is not None and held_by(job.owner):
-                self._jobs.save(lifecycle.held(job, now, ""), job)
+        for job_id, number in self._active.leases.every():
+            run = self._active.get(job_id, number)
+            if run is not None and held_by(run.owner):
+                self._active.save(dataclasses.replace(run, lease_until_us=now, owner=""), run)
                 self._on_due(now)
 
 

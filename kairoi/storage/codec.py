@@ -1,4 +1,4 @@
-"""Job and rule records as stored: msgpack maps with short keys.
+"""Job, run and rule records as stored: msgpack maps with short keys.
 
 Unknown keys are ignored and missing keys take their defaults, so a newer Kairoi can add
 fields and still read what an older one wrote.
@@ -10,7 +10,20 @@ from typing import Any
 
 import msgpack
 
-from kairoi.domain import Job, JobStatus, Outcome, Rule, Run, runner_arguments, runner_from
+from kairoi.domain import (
+    DEFAULT_SPEC,
+    ActiveRun,
+    Job,
+    JobSpec,
+    JobStatus,
+    Missed,
+    Outcome,
+    Overlap,
+    Rule,
+    Run,
+    runner_arguments,
+    runner_from,
+)
 from kairoi.errors import StoreError
 
 _PACKER = msgpack.Packer()  # reused: packb would build one per call
@@ -22,25 +35,61 @@ _RUN = b"\xa1n"
 _NEVER_RUN = _RUN + _PACKER.pack(0)
 
 
+_JOB_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("g", "slot_us", None),
+    ("t", "attempt", 0),
+    ("k", "late", ""),
+    ("a", "active", ()),
+    ("m", "manual", False),
+    ("r", "resume_us", None),
+    ("rs", "resume_slot_us", None),
+    ("x", "disable_after_run", False),
+    ("f", "last_finished_us", None),
+    ("p", "satisfied", ()),
+)
+"""The job record's other keys: (key, Job field, the default, which is not written)."""
+_SPEC_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("w", "when", ""),
+    ("z", "zone", None),
+    ("mi", "missed", Missed.ONCE),
+    ("ov", "overlap", Overlap.SKIP),
+    ("rt", "retries", 0),
+    ("rb", "backoff_us", 0),
+    ("rx", "max_backoff_us", 0),
+    ("pa", "parents", ()),
+    ("al", "all_parents", True),
+    ("rn", "runner", ""),
+    ("ra", "arguments", ()),
+    ("ru", "rule_id", ""),
+    ("so", "source", ""),
+)
+"""The spec's keys, in the job record's "w" map (absent for the reference SET's spec)."""
+_TUPLES = frozenset({"active", "satisfied", "parents", "arguments"})
+_ENUMS: dict[str, Any] = {"missed": Missed, "overlap": Overlap}
+
+
 def encode_job(job: Job) -> bytes:
     """Only what differs from a field's default is written (a new job: three numbers)."""
     record: dict[str, Any] = {"s": int(job.status), "d": job.due_us, "n": job.run}
-    if job.status is JobStatus.TRIGGERED:
-        record["l"], record["o"] = job.lease_until_us, job.owner
-    if job.manual:
-        record["m"] = True
-    if job.resume_us is not None:
-        record["r"] = job.resume_us
+    for key, name, default in _JOB_FIELDS:
+        if (value := getattr(job, name)) != default:
+            record[key] = value
     if job.restore is not None:
         record["e"] = int(job.restore)
-    if job.disable_after_run:
-        record["x"] = True
     if job.last_outcome is not None:
         record["u"] = job.last_outcome.value
-    if job.last_finished_us is not None:
-        record["f"] = job.last_finished_us
+    if job.spec != DEFAULT_SPEC:
+        record["w"] = _spec_record(job.spec)
     data: bytes = _PACKER.pack(record)
     return data
+
+
+def _spec_record(spec: JobSpec) -> dict[str, Any]:
+    return {
+        key: getattr(spec, name)
+        for key, name, default in _SPEC_FIELDS
+        if getattr(spec, name) != default
+    }
 
 
 def encode_planned(due_us: int, run: int) -> bytes:
@@ -63,22 +112,53 @@ def decode_job(job_id: str, data: bytes) -> Job:
         raise StoreError(f"job {job_id!r}: unknown status {record.get('s')!r}")
     if len(record) == 3:  # status, due time, run: every job until it first runs
         return Job(id=job_id, due_us=record["d"], status=status, run=record.get("n", 0))
-    restore = record.get("e")
-    outcome = record.get("u")
-    return Job(
-        id=job_id,
-        due_us=record["d"],
-        status=status,
-        run=record.get("n", 0),
-        lease_until_us=record.get("l", 0),
-        owner=record.get("o", ""),
-        manual=record.get("m", False),
-        resume_us=record.get("r"),
-        restore=None if restore is None else _STATUSES.get(restore),
-        disable_after_run=record.get("x", False),
-        last_outcome=_OUTCOMES.get(outcome) if outcome is not None else None,
-        last_finished_us=record.get("f"),
-    )
+    fields = _fields(record, _JOB_FIELDS)
+    if "e" in record:
+        fields["restore"] = _STATUSES.get(record["e"])
+    if "u" in record:
+        fields["last_outcome"] = _OUTCOMES.get(record["u"])
+    if "w" in record:
+        fields["spec"] = JobSpec(**_fields(record["w"], _SPEC_FIELDS))
+    try:
+        return Job(id=job_id, due_us=record["d"], status=status, run=record.get("n", 0),
+                   **fields)  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"job {job_id!r}: unreadable record: {exc}") from exc
+
+
+def _fields(record: dict[str, Any], known: tuple[tuple[str, str, Any], ...]) -> dict[str, Any]:
+    """The dataclass fields a record's keys give (lists made tuples, words made enums)."""
+    fields = {}
+    for key, name, _ in known:
+        if key in record:
+            value = record[key]
+            if name in _TUPLES:
+                value = tuple(value)
+            elif name in _ENUMS:
+                value = _ENUMS[name](value)
+            fields[name] = value
+    return fields
+
+
+def encode_active(run: ActiveRun) -> bytes:
+    record = {
+        "d": run.due_us, "g": run.slot_us, "m": run.manual, "t": run.attempt, "b": run.after,
+        "l": run.lease_until_us, "o": run.owner,
+    }  # fmt: skip
+    data: bytes = _PACKER.pack(record)
+    return data
+
+
+def decode_active(job_id: str, number: int, data: bytes) -> ActiveRun:
+    record = _unpack(data, "active run", f"{job_id}:{number}")
+    try:
+        return ActiveRun(
+            job_id=job_id, run=number, due_us=record["d"], slot_us=record.get("g"),
+            manual=record.get("m", False), attempt=record.get("t", 0),
+            after=record.get("b", ""), lease_until_us=record["l"], owner=record.get("o", ""),
+        )  # fmt: skip
+    except KeyError as exc:
+        raise StoreError(f"active run {job_id!r}:{number}: missing {exc}") from exc
 
 
 def encode_run(run: Run) -> bytes:

@@ -6,14 +6,26 @@ writes the batch at once. Only after it returns may the replies go out: OK means
 
 from __future__ import annotations
 
+import random
 from typing import Final, assert_never
 
 from kairoi import messages
 from kairoi.clock import Clock, SystemClock
-from kairoi.domain import MAX_LIST, AmqpRunner, Job, Rule, ShellRunner
+from kairoi.domain import (
+    MAX_LIST,
+    ActiveRun,
+    AmqpRunner,
+    Job,
+    JobSpec,
+    Missed,
+    Overlap,
+    Rule,
+    ShellRunner,
+)
 from kairoi.errors import InvalidRequest, KairoiError, NotFound, StoreError
-from kairoi.storage import keys, views
-from kairoi.storage.actions import JobActions
+from kairoi.storage import keys, migration, views
+from kairoi.storage.actions import JobActions, RefusedJob
+from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
@@ -37,6 +49,7 @@ RuleRequest = (
     | messages.UnsetRule
 )  # fmt: skip
 RunRequest = messages.ClaimDue | messages.RunnerStarted | messages.RenewLeases
+SetRequest = messages.SetJob | messages.SetJobs | messages.DefineJob | messages.LoadJobs
 
 
 class Engine:
@@ -44,24 +57,27 @@ class Engine:
         self,
         kv: KeyValueStore,
         fsync: bool,
+        *,
         clock: Clock | None = None,
         lease_us: int = DEFAULT_LEASE_US,
         runs_kept: int = DEFAULT_RUNS_KEPT,
+        rng: random.Random | None = None,
     ) -> None:
         self._kv = kv
         self._fsync = fsync
-        self._check_schema()
+        migration.upgrade(kv)
         clock = clock or SystemClock()
         self._writes = PendingWrites(kv)
         self._stats = Stats(kv)
         self._jobs = JobTable(self._writes, self._stats)
+        self._active = ActiveRuns(self._writes)
         self._history = History(self._writes, runs_kept)
         self._rules = RuleBook(kv, self._writes)
         self._announced: int | None = None  # the next due time the dispatcher was told
         self._earliest: int | None = None  # the earliest due time made in this batch
         self.runs = Runs(
-            self._jobs, self._history, stats=self._stats, rule_for=self._rules.rule_for,
-            clock=clock, lease_us=lease_us, on_due=self._due_at,
+            self._jobs, self._active, self._history, stats=self._stats, rules=self._rules,
+            clock=clock, lease_us=lease_us, on_due=self._due_at, rng=rng,
         )  # fmt: skip
         self._actions = JobActions(self._jobs, self._history, self.runs, clock, self._due_at)
 
@@ -79,12 +95,10 @@ class Engine:
 
     def _route(self, request: messages.Message) -> messages.Reply:
         match request:
-            case messages.SetJob(job_id=job_id, due_us=due_us):
-                if refused := self._jobs.plan((job_id,), (due_us,)):
-                    raise refused[0]
-                self._due_at(due_us)
-            case messages.SetJobs():
-                return self._set_jobs(request)
+            case (
+                messages.SetJob() | messages.SetJobs() | messages.DefineJob() | messages.LoadJobs()
+            ):
+                return self._set_request(request)
             case messages.RecordOutcome():
                 self.runs.record(request)
             case messages.ClaimDue() | messages.RunnerStarted() | messages.RenewLeases():
@@ -112,6 +126,22 @@ class Engine:
                 | messages.RunnerHello() | messages.SlotsFreed() | messages.StopRun()
             ):  # fmt: skip
                 raise InvalidRequest(f"storage does not take {type(request).__name__}")
+            case _:
+                assert_never(request)
+        return OK
+
+    def _set_request(self, request: SetRequest) -> messages.Reply:
+        match request:
+            case messages.SetJob(job_id=job_id, due_us=due_us):
+                if refused := self._jobs.plan((job_id,), (due_us,)):
+                    raise refused[0]
+                self._due_at(due_us)
+            case messages.SetJobs():
+                return self._set_jobs(request)
+            case messages.DefineJob():
+                self._actions.define(request.job_id, spec_of(request))
+            case messages.LoadJobs():
+                return self._load(request)
             case _:
                 assert_never(request)
         return OK
@@ -145,8 +175,8 @@ class Engine:
                 return messages.Runs(runs=tuple(map(views.run_state, runs)))
             case messages.GetOutput(job_id=job_id, run=run):
                 return self._output(self._actions.existing(job_id), run)
-            case messages.UnsetJob(job_id=job_id):
-                self._actions.unset(job_id)
+            case messages.UnsetJob(job_id=job_id, cascade=cascade):
+                self._actions.unset(job_id, cascade)
             case messages.DisableJob(job_id=job_id):
                 self._actions.disable(job_id)
             case messages.EnableJob(job_id=job_id):
@@ -192,7 +222,8 @@ class Engine:
                 self._kv.write(batch, sync=self._fsync)
             written = True
         except StoreError:
-            self._jobs.forget_floors()  # they assumed the batch written
+            self._jobs.due.forget_floor()  # it assumed the batch written
+            self._active.leases.forget_floor()
             self._actions.forget_stops()
             raise
         finally:
@@ -221,6 +252,9 @@ class Engine:
     def rule_for(self, job_id: str) -> Rule | None:
         return self._rules.rule_for(job_id)
 
+    def active_run(self, job_id: str, run: int) -> ActiveRun | None:
+        return self._active.get(job_id, run)
+
     def _due_at(self, due_us: int) -> None:
         if self._earliest is None or due_us < self._earliest:
             self._earliest = due_us
@@ -241,6 +275,22 @@ class Engine:
             reasons=tuple(error.reason for error in refused.values()),
         )
 
+    def _load(self, request: messages.LoadJobs) -> messages.Reply:
+        try:
+            jobs = [(job.job_id, spec_of(job)) for job in request.jobs]
+        except KairoiError as exc:
+            return messages.Failed(code=exc.code, reason=exc.reason)
+        if any(job.source != request.source for job in request.jobs):
+            raise InvalidRequest("every job of a job file has the file as its source")
+        try:
+            self._actions.load(request.source, jobs)
+        except RefusedJob as refused:
+            error = refused.error
+            return messages.Refused(
+                positions=(refused.position,), codes=(error.code,), reasons=(error.reason,)
+            )
+        return OK
+
     def _output(self, job: Job, run: int) -> messages.Reply:
         if run == 0:
             latest = self._history.recent(job.id, 1)
@@ -258,16 +308,25 @@ class Engine:
         names = sorted(counts)
         return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
 
-    def _check_schema(self) -> None:
-        schema = self._kv.get(keys.SCHEMA_VERSION)
-        if schema is None:
-            self._kv.write({keys.SCHEMA_VERSION: keys.SCHEMA}, sync=True)
-        elif schema != keys.SCHEMA:
-            raise StoreError(
-                f"the database has schema {schema!r}; this Kairoi reads {keys.SCHEMA!r}"
-            )
-
 
 def _check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_LIST:
         raise InvalidRequest(f"LIMIT must be within 1 and {MAX_LIST}, not {limit}")
+
+
+def spec_of(request: messages.DefineJob) -> JobSpec:
+    """The spec a DefineJob asks for; InvalidRequest when a word in it is not one."""
+    try:
+        missed, overlap = Missed(request.missed), Overlap(request.overlap)
+    except ValueError as exc:
+        raise InvalidRequest(f"{exc}: MISSED is skip, once or all; OVERLAP skip, queue or "
+                             "allow") from None  # fmt: skip
+    if request.retries < 0 or request.backoff_us < 0 or request.max_backoff_us < 0:
+        raise InvalidRequest("RETRIES, BACKOFF and MAXBACKOFF must not be negative")
+    return JobSpec(
+        when=request.when, zone=request.zone or None, missed=missed, overlap=overlap,
+        retries=request.retries, backoff_us=request.backoff_us,
+        max_backoff_us=request.max_backoff_us, parents=request.parents,
+        all_parents=request.all_parents, runner=request.runner, arguments=request.arguments,
+        rule_id=request.rule_id, source=request.source,
+    )  # fmt: skip

@@ -1,31 +1,28 @@
-"""Jobs as storage keeps them: the record and its one index entry, always changed together.
+"""Jobs as storage keeps them: the record and its due-index entry, always changed together,
+and the children index (which jobs run after which).
 
-A Planned job has an entry in the due index at its due time; a Triggered job has one in the
-lease index at its lease expiry; other statuses have none.
+A Planned job has an entry in the due index at its due time; other statuses have none (a
+run under way has its lease-index entry: see active.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from kairoi.domain import Job, JobStatus
+from kairoi.domain import DEFAULT_SPEC, Job, JobSpec, JobStatus
 from kairoi.errors import KairoiError
 from kairoi.storage import codec, keys, lifecycle
+from kairoi.storage.indexes import TimedIndex
 from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
-
-_EMPTY = 1 << 62
-"""A floor above every instant: the index part holds nothing."""
 
 
 class JobTable:
     def __init__(self, writes: PendingWrites, stats: Stats) -> None:
         self._writes = writes
         self._stats = stats
-        self._floors: dict[bytes, int | None] = {keys.DUE: None, keys.LEASE: None}
-        """Per index, an instant no live entry is earlier than (None: not known yet). Walks
-        start there: deleted entries stay in RocksDB as tombstones until compaction, and a
-        walk from the start of an index would step over every one of them."""
+        self.due: TimedIndex[str] = TimedIndex(writes, keys.DUE, keys.parse_timed)
+        """The due index: Planned jobs by due time."""
 
     def get(self, job_id: str) -> Job | None:
         data = self._writes.get(keys.job(job_id))
@@ -46,22 +43,45 @@ class JobTable:
         ]
 
     def save(self, job: Job, previous: Job | None) -> None:
-        """Write ``job`` over ``previous`` (as read before), moving its index entry."""
-        if previous is not None and (old_entry := _index_entry(previous)) is not None:
-            self._writes.delete(keys.timed(*old_entry, previous.id))
+        """Write ``job`` over ``previous`` (as read before), moving its due-index entry."""
+        if previous is not None and previous.status is JobStatus.PLANNED:
+            self._writes.delete(keys.timed(keys.DUE, previous.due_us, previous.id))
         self._writes.put(keys.job(job.id), codec.encode_job(job))
-        if (entry := _index_entry(job)) is not None:
-            index, instant = entry
-            self._writes.put(keys.timed(index, instant, job.id), b"")
-            self._lower_floor(index, instant)
+        if job.status is JobStatus.PLANNED:
+            self._writes.put(keys.timed(keys.DUE, job.due_us, job.id), b"")
+            self.due.added(job.due_us)
         self._stats.moved(None if previous is None else previous.status, job.status)
+        if previous is None or previous.spec is not job.spec:
+            self._relink(job.id, previous.spec if previous else DEFAULT_SPEC, job.spec)
 
     def delete(self, job: Job) -> None:
-        """Remove ``job`` (as read before) and its index entry."""
-        if (entry := _index_entry(job)) is not None:
-            self._writes.delete(keys.timed(*entry, job.id))
+        """Remove ``job`` (as read before), its due-index entry and the children-index and
+        files-index entries that name it."""
+        if job.status is JobStatus.PLANNED:
+            self._writes.delete(keys.timed(keys.DUE, job.due_us, job.id))
         self._writes.delete(keys.job(job.id))
         self._stats.moved(job.status, None)
+        self._relink(job.id, job.spec, DEFAULT_SPEC)
+        for child_id in self.children(job.id):
+            self._writes.delete(keys.child(job.id, child_id))
+
+    def _relink(self, job_id: str, before: JobSpec, after: JobSpec) -> None:
+        """Keep the children index and the files index as the job's spec says."""
+        for parent_id in set(before.parents) - set(after.parents):
+            self._writes.delete(keys.child(parent_id, job_id))
+        for parent_id in set(after.parents) - set(before.parents):
+            self._writes.put(keys.child(parent_id, job_id), b"")
+        if before.source != after.source:
+            if before.source:
+                self._writes.delete(keys.from_file(before.source, job_id))
+            if after.source:
+                self._writes.put(keys.from_file(after.source, job_id), b"")
+
+    def children(self, parent_id: str) -> list[str]:
+        """The jobs that run after ``parent_id``, in byte order of their ids."""
+        prefix = keys.runs_of(keys.CHILD, parent_id)
+        found = self._writes.scan(prefix, keys.prefix_end(prefix), 1 << 62)
+        return [key[len(prefix) :].decode() for key, _ in found]
 
     def ids(self, prefix: str, after: str | None, limit: int) -> list[tuple[str, Job]]:
         """Up to ``limit`` jobs whose ids start with ``prefix``, in byte order of their ids,
@@ -75,10 +95,11 @@ class JobTable:
             for job_id, value in ((key[len(keys.JOB) :].decode(), value) for key, value in found)
         ]
 
-    def _lower_floor(self, index: bytes, instant: int) -> None:
-        floor = self._floors[index]
-        if floor is not None and instant < floor:
-            self._floors[index] = instant
+    def from_file(self, source: str) -> list[str]:
+        """The jobs the job file ``source`` defined, in byte order of their ids."""
+        prefix = keys.runs_of(keys.FILE, source)
+        found = self._writes.scan(prefix, keys.prefix_end(prefix), 1 << 62)
+        return [key[len(prefix) :].decode() for key, _ in found]
 
     def plan(self, job_ids: Sequence[str], due_us: Sequence[int]) -> dict[int, KairoiError]:
         """Plan each job at its due time, in order, as ``lifecycle.set_due`` does, creating
@@ -97,7 +118,7 @@ class JobTable:
             self._stats.created(len(job_keys))
         if len(refused) < len(due_us):
             planned = due_us if not refused else [due_us[p] for p in _others(due_us, refused)]
-            self._lower_floor(keys.DUE, min(planned))
+            self.due.added(min(planned))
         return refused
 
     def _plan_one_by_one(
@@ -121,43 +142,6 @@ class JobTable:
             except KairoiError as exc:
                 refused[position] = exc
         return refused
-
-    def earliest(self, index: bytes, limit: int) -> list[tuple[int, str]]:
-        """The first ``limit`` entries of the due index (keys.DUE: Planned jobs by due time)
-        or the lease index (keys.LEASE: Triggered jobs by lease expiry): (instant, job id)."""
-        found = self._writes.scan(index, keys.prefix_end(index), limit)
-        return [keys.parse_timed(key) for key, _ in found]
-
-    def forget_floors(self) -> None:
-        """After a failed write: walk the indexes from their start again."""
-        self._floors = dict.fromkeys(self._floors)
-
-    def due_by(self, index: bytes, until_us: int, limit: int) -> tuple[list[str], int | None]:
-        """Up to ``limit`` job ids of ``index`` at or before ``until_us``, in time order, and
-        the instant of the first entry left (None: the index holds no other). Reads only what
-        it takes, and one entry more. The caller moves every job taken out of this part of
-        the index (claiming does), so the next walk starts at the first entry left."""
-        floor = self._floors[index]
-        start = index if floor is None else keys.timed_bound(index, floor)
-        taken: list[str] = []
-        next_instant = None
-        for key, _ in self._writes.walk(start, keys.prefix_end(index)):
-            instant, job_id = keys.parse_timed(key)
-            if len(taken) == limit or instant > until_us:
-                next_instant = instant
-                break
-            taken.append(job_id)
-        self._floors[index] = _EMPTY if next_instant is None else next_instant
-        return taken, next_instant
-
-
-def _index_entry(job: Job) -> tuple[bytes, int] | None:
-    """The index ``job`` has an entry in, and the entry's instant (None: no entry)."""
-    if job.status is JobStatus.PLANNED:
-        return keys.DUE, job.due_us
-    if job.status is JobStatus.TRIGGERED:
-        return keys.LEASE, job.lease_until_us
-    return None
 
 
 def _repeats(items: list[bytes]) -> bool:

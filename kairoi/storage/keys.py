@@ -2,7 +2,10 @@
 
     j<job id>                    → job record (codec.encode_job)
     d<due:8><job id>             → b""  due index: every Planned job, by due time
-    t<lease:8><job id>           → b""  lease index: every Triggered job, by lease expiry
+    a<id size:2><job id><run:8>  → active run record (codec.encode_active): a run under way
+    t<lease:8><id size:2><job id><run:8> → b""  lease index: every active run, by lease end
+    c<id size:2><parent id><child id>    → b""  children index: the jobs that run after it
+    f<size:2><job file path><job id>     → b""  the jobs each job file defined
     h<id size:2><job id><run:8>  → run record (codec.encode_run): a job's history, by run
     o<id size:2><job id><run:8>  → the tail of that run's output, when it had any
     r<rule id>                   → rule record (codec.encode_rule)
@@ -28,7 +31,11 @@ RUN = b"h"
 OUTPUT = b"o"
 META = b"m"
 SCHEMA_VERSION = META + b"schema"
-SCHEMA = b"1"
+SCHEMA = b"2"
+"""1: leases were in job records, with lease-index entries ``t<lease:8><job id>``."""
+ACTIVE = b"a"
+CHILD = b"c"
+FILE = b"f"
 STATS = META + b"stats"
 
 _TIME = struct.Struct(">Q")
@@ -51,13 +58,13 @@ def rule(rule_id: str) -> bytes:
 
 
 def runs_of(kind: bytes, job_id: str) -> bytes:
-    """The prefix of every ``kind`` (RUN or OUTPUT) key of ``job_id``."""
+    """The prefix of every ``kind`` (RUN, OUTPUT, ACTIVE, CHILD) key of ``job_id``."""
     encoded = job_id.encode()
     return kind + _SIZE.pack(len(encoded)) + encoded
 
 
 def run_of(kind: bytes, job_id: str, run: int) -> bytes:
-    """The ``kind`` (RUN or OUTPUT) key of run number ``run`` of ``job_id``."""
+    """The ``kind`` (RUN, OUTPUT or ACTIVE) key of run number ``run`` of ``job_id``."""
     return runs_of(kind, job_id) + _RUN.pack(run)
 
 
@@ -68,9 +75,31 @@ def run_number(key: bytes) -> int:
 
 
 def timed(index: bytes, instant_us: int, job_id: str) -> bytes:
-    """The entry of ``job_id`` at ``instant_us`` in ``index``: DUE (a Planned job at its due
-    time) or LEASE (a Triggered job at its lease's end)."""
+    """The due-index entry of ``job_id`` at ``instant_us`` (``index`` is DUE)."""
     return timed_bound(index, instant_us) + job_id.encode()
+
+
+def lease(instant_us: int, job_id: str, run: int) -> bytes:
+    """The lease-index entry of run ``run`` of ``job_id``, whose lease ends at ``instant_us``."""
+    return timed_bound(LEASE, instant_us) + run_of(b"", job_id, run)
+
+
+def parse_lease(key: bytes) -> tuple[int, str, int]:
+    """(lease end, job id, run) of a lease-index key."""
+    (stamp,) = _TIME.unpack_from(key, 1)
+    (size,) = _SIZE.unpack_from(key, 1 + _TIME.size)
+    start = 1 + _TIME.size + _SIZE.size
+    return stamp - _OFFSET, key[start : start + size].decode(), run_number(key)
+
+
+def from_file(source: str, job_id: str) -> bytes:
+    """The files-index entry saying the job file ``source`` defined ``job_id``."""
+    return runs_of(FILE, source) + job_id.encode()
+
+
+def child(parent_id: str, child_id: str) -> bytes:
+    """The children-index entry saying ``child_id`` runs after ``parent_id``."""
+    return runs_of(CHILD, parent_id) + child_id.encode()
 
 
 def due_of_job_key(job_key: bytes, due_us: int) -> bytes:
@@ -86,7 +115,7 @@ def timed_bound(index: bytes, instant_us: int) -> bytes:
 
 
 def parse_timed(key: bytes) -> tuple[int, str]:
-    """(instant_us, job_id) of a due-index or lease-index key."""
+    """(instant_us, job_id) of a due-index key."""
     (stamp,) = _TIME.unpack_from(key, 1)
     return stamp - _OFFSET, key[1 + _TIME.size :].decode()
 

@@ -37,6 +37,9 @@ class RuleBook:
         self._writes.delete(keys.rule(rule_id))
         self._changes[rule_id] = None
 
+    def find(self, rule_id: str) -> Rule | None:
+        return self.current().get(rule_id)
+
     def get(self, rule_id: str) -> Rule:
         rule = self.current().get(rule_id)
         if rule is None:

@@ -4,19 +4,51 @@ from __future__ import annotations
 
 from kairoi import messages
 from kairoi.amqp.dsn import mask_dsn
-from kairoi.domain import AmqpRunner, Job, Rule, Run, runner_arguments
-from kairoi.storage import lifecycle
+from kairoi.domain import AmqpRunner, Job, JobSpec, Rule, Run, runner_arguments
+from kairoi.schedule import format_duration
+from kairoi.storage import lifecycle, planning
 
 
 def job_state(job: Job) -> messages.JobState:
     return messages.JobState(
         job_id=job.id,
-        status=job.status.name.lower(),
+        status="triggered" if job.running else job.status.name.lower(),
         next_due_us=lifecycle.next_due_us(job),
         run=job.run,
         last_outcome="" if job.last_outcome is None else job.last_outcome.value,
         last_finished_us=job.last_finished_us,
+        when=job.spec.when,
+        options=tuple(options(job.spec)),
     )
+
+
+def options(spec: JobSpec) -> list[str]:
+    """The spec's options as SET's words, those that are not the defaults or that say how a
+    recurring job behaves."""
+    words = []
+    if spec.zone:
+        words += ["TZ", spec.zone]
+    if planning.is_recurring(spec):
+        words += ["MISSED", spec.missed.value, "OVERLAP", spec.overlap.value]
+    if spec.retries:
+        words += ["RETRIES", str(spec.retries), "BACKOFF", format_duration(spec.backoff_us)]
+        if spec.max_backoff_us:
+            words += ["MAXBACKOFF", format_duration(spec.max_backoff_us)]
+    if spec.parents:
+        words += ["AFTER", *spec.parents, "ALL" if spec.all_parents else "ANY"]
+    if spec.rule_id:
+        words += ["RULE", spec.rule_id]
+    if spec.runner:
+        words += ["RUNNER", spec.runner, *_masked(spec.runner, spec.arguments)]
+    if spec.source:
+        words += ["FILE", spec.source]
+    return words
+
+
+def _masked(runner: str, arguments: tuple[str, ...]) -> tuple[str, ...]:
+    if runner == "amqp" and arguments:
+        return (mask_dsn(arguments[0]), *arguments[1:])
+    return arguments
 
 
 def run_state(run: Run) -> messages.RunState:

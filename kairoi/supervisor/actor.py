@@ -41,6 +41,7 @@ class Supervisor:
             self._shutdown.wait(self._seconds_to_next_restart())
             self._reap()
             self._restart_due()
+            self._pass_on_hangup()
         self._stop_all()
         if self._failed is not None:
             _log.error("serve.failed", reason=self._failed)
@@ -55,6 +56,14 @@ class Supervisor:
         self._processes[child.name] = process
         child.pid, child.started_at, child.restart_at = process.pid, time.monotonic(), None
         _log.info("process.started", name=child.name, pid=process.pid)
+
+    def _pass_on_hangup(self) -> None:
+        """SIGHUP reloads the job files, which the frontend reads."""
+        if self._shutdown.hangup:
+            self._shutdown.hangup = False
+            if (frontend := self._processes.get("frontend")) is not None:
+                frontend.send_signal(signal.SIGHUP)
+                _log.info("serve.reload", name="frontend", pid=frontend.pid)
 
     def _reap(self) -> None:
         now = time.monotonic()

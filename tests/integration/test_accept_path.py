@@ -123,7 +123,7 @@ def test_garbage_on_the_bus_is_logged_and_dropped(endpoint: str) -> None:
 
 def test_pipelined_sets_with_errors_among_them_are_answered_in_order(endpoint: str) -> None:
     kv = MemoryStore()
-    running = Job(id="busy", due_us=1, status=JobStatus.TRIGGERED, run=1)
+    running = Job(id="busy", due_us=1, status=JobStatus.TRIGGERED, run=1, active=(1,))
     kv.write({keys.job("busy"): codec.encode_job(running)}, sync=True)
     lines = b"".join(
         [

@@ -204,6 +204,7 @@ def test_killing_a_process_while_500_jobs_fire_loses_none(tmp_path: Path, victim
     assert set(statuses(jobs).values()) == {JobStatus.EXECUTED}
 
 
+@pytest.mark.timeout(180)  # 10,000 scripts to start: ~20 s here, more on a loaded machine
 def test_storage_killed_mid_pipeline_every_acknowledged_job_runs(tmp_path: Path) -> None:
     running = start_server(
         tmp_path, {"runners": {"lease": 1.5}, "controller": {"request_timeout": 2.0}}

@@ -65,7 +65,9 @@ def test_get_list_and_runs_answer_with_quoted_ids_and_framed_lists(running: Runn
     with running.client() as client:
         for job_id in ["app b", 'app "q"', "app.c"]:
             assert client.call("SET", job_id, "2030-01-01 00:00:00") == ["OK"]
-        assert get(client, "app b") == ["OK", "planned", "2030-01-01T00:00:00Z", "0", "-", "-"]
+        assert get(client, "app b") == [
+            "OK", "planned", "2030-01-01T00:00:00Z", "0", "-", "-", "-",
+        ]  # fmt: skip
         items, last = client.call_list("LIST", "app", "LIMIT", "2")
         assert [item[:2] for item in items] == [["JOB", 'app "q"'], ["JOB", "app b"]]
         assert last == ["OK", "2"]
@@ -80,7 +82,7 @@ def test_get_list_and_runs_answer_with_quoted_ids_and_framed_lists(running: Runn
     with running.client() as client:
         client.send(b"x LIST app LIMIT 1\n")
         assert client.sock.recv(4096) == (
-            b'x JOB "app \\"q\\"" planned 2030-01-01T00:00:00Z 0 - -\nx OK 1\n'
+            b'x JOB "app \\"q\\"" planned 2030-01-01T00:00:00Z 0 - - -\nx OK 1\n'
         )
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from kairoi import __version__, messages
-from kairoi.errors import Forbidden, InvalidRequest
+from kairoi.errors import Forbidden, InvalidRequest, KairoiError
 from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
 from kairoi.schedule import parse_reference_time
 
@@ -30,11 +30,17 @@ def test_set_accepts_empty_and_odd_job_ids(reader: InstructionReader) -> None:
 
 
 @pytest.mark.parametrize(
-    "arguments",
-    [["SET"], ["SET", "j"], ["SET", "j", "2030-01-01", "00:00:00"], ["SET", "j", "x", "y"]],
+    ("arguments", "why"),
+    [
+        (["SET"], "SET takes a job and when it runs"),
+        (["SET", "j"], "SET takes a job and when it runs"),
+        (["SET", "j", "2030-01-01", "00:00:00"], "quote the date and time"),
+        (["SET", "j", "x", "y"], "unknown option 'y'"),
+        (["SET", "j", "x"], "invalid date 'x'"),
+    ],
 )
-def test_set_arity(reader: InstructionReader, arguments: list[str]) -> None:
-    with pytest.raises(InvalidRequest, match="SET takes 2 arguments"):
+def test_set_arity(reader: InstructionReader, arguments: list[str], why: str) -> None:
+    with pytest.raises(InvalidRequest, match=why):
         reader.read(arguments)
 
 
@@ -137,15 +143,24 @@ def test_default_allow_list_is_the_working_directory() -> None:
         policy.check("/bin/sh")
 
 
+def read_sets(
+    reader: InstructionReader, job_ids: tuple[str, ...], whens: tuple[str, ...]
+) -> tuple[messages.SetJobs | None, dict[int, KairoiError]]:
+    read = reader.read_sets(job_ids, whens)
+    assert read is not None, "one request"
+    return read
+
+
 def test_a_run_of_sets_is_one_request(reader: InstructionReader) -> None:
-    request, refused = reader.read_sets(("a", "b"), ("2030-01-01 00:00:00", "2030-01-01 00:00:01"))
+    request, refused = read_sets(reader, ("a", "b"), ("2030-01-01 00:00:00", "2030-01-01 00:00:01"))
     due = parse_reference_time("2030-01-01 00:00:00")
     assert request == messages.SetJobs(job_ids=("a", "b"), due_us=(due, due + 1_000_000))
     assert refused == {}
 
 
 def test_a_run_of_sets_refuses_bad_lines_by_position(reader: InstructionReader) -> None:
-    request, refused = reader.read_sets(
+    request, refused = read_sets(
+        reader,
         ("a", "b", "x" * 65_536, "c"),
         ("2030-01-01 00:00:00", "2030-02-30 00:00:00", "2030-01-01 00:00:00", "now"),
     )
@@ -159,15 +174,21 @@ def test_a_run_of_sets_refuses_bad_lines_by_position(reader: InstructionReader) 
 
 
 def test_a_run_of_bad_sets_asks_storage_nothing(reader: InstructionReader) -> None:
-    request, refused = reader.read_sets(("a",), ("never",))
+    request, refused = read_sets(reader, ("a",), ("never",))
     assert request is None and list(refused) == [0]
+
+
+def test_a_run_of_sets_with_other_schedules_is_read_line_by_line(
+    reader: InstructionReader,
+) -> None:
+    assert reader.read_sets(("a", "b"), ("2030-01-01 00:00:00", "cron:* * * * *")) is None
 
 
 @pytest.mark.parametrize(
     ("arguments", "request_"),
     [
         (["GET", "j"], messages.GetJob(job_id="j")),
-        (["UNSET", ""], messages.UnsetJob(job_id="")),
+        (["UNSET", ""], messages.UnsetJob(job_id="", cascade=False)),
         (["DISABLE", "j"], messages.DisableJob(job_id="j")),
         (["ENABLE", "j"], messages.EnableJob(job_id="j")),
         (["STOP", "j"], messages.StopJob(job_id="j")),
@@ -232,3 +253,68 @@ def test_lifecycle_instruction_errors(
 ) -> None:
     with pytest.raises(InvalidRequest, match=re.escape(why)):
         reader.read(arguments)
+
+
+def define(**fields: object) -> messages.DefineJob:
+    defaults: dict[str, object] = {
+        "job_id": "j", "when": "", "zone": "", "missed": "once", "overlap": "skip",
+        "retries": 0, "backoff_us": 0, "max_backoff_us": 0, "parents": (),
+        "all_parents": True, "runner": "", "arguments": (), "rule_id": "", "source": "",
+    }  # fmt: skip
+    return messages.DefineJob(**{**defaults, **fields})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "request_"),
+    [
+        (["SET", "j", "cron:0 0 3 * * *", "TZ", "Europe/Paris"],
+         define(when="cron:0 0 3 * * *", zone="Europe/Paris")),
+        (["SET", "j", "R/2026-11-22T10:00:00Z/PT10S"], define(when="R/2026-11-22T10:00:00Z/PT10S")),
+        (["SET", "j", "2030-01-01T10:00:00+01:00"], define(when="2030-01-01T10:00:00+01:00")),
+        (["SET", "j", "2030-01-01 00:00:00", "RETRIES", "2", "BACKOFF", "PT30S"],
+         define(when="2030-01-01 00:00:00", retries=2, backoff_us=30_000_000)),
+        (["SET", "j", "cron:* * * * *", "MISSED", "all", "OVERLAP", "queue", "RETRIES", "1",
+          "BACKOFF", "PT1M", "MAXBACKOFF", "PT5M"],
+         define(when="cron:* * * * *", missed="all", overlap="queue", retries=1,
+                backoff_us=60_000_000, max_backoff_us=300_000_000)),
+        (["SET", "j", "AFTER", "a", "b"], define(parents=("a", "b"))),
+        (["SET", "j", "AFTER", "a", "b", "ANY", "RETRIES", "1", "BACKOFF", "PT1S"],
+         define(parents=("a", "b"), all_parents=False, retries=1, backoff_us=1_000_000)),
+        (["SET", "j", "AFTER", "a", "ALL"], define(parents=("a",))),
+    ],
+)  # fmt: skip
+def test_set_with_a_schedule_and_options(
+    reader: InstructionReader, arguments: list[str], request_: messages.DefineJob
+) -> None:
+    assert reader.read(arguments) == request_
+
+
+@pytest.mark.parametrize(
+    ("arguments", "why"),
+    [
+        (["SET", "j", "cron:* * *"], "invalid cron expression"),
+        (["SET", "j", "R/2030-01-01T00:00:00Z/PT0S"], "must not be zero"),
+        (["SET", "j", "cron:* * * * *", "TZ", "Nowhere/Else"], "unknown time zone"),
+        (["SET", "j", "2030-01-01 00:00:00", "TZ", "UTC"], "TZ applies to cron schedules only"),
+        (["SET", "j", "cron:* * * * *", "MISSED", "twice"], "MISSED is one of skip, once, all"),
+        (["SET", "j", "cron:* * * * *", "OVERLAP", "x"], "OVERLAP is one of skip, queue, allow"),
+        (["SET", "j", "cron:* * * * *", "RETRIES", "2"], "RETRIES needs BACKOFF"),
+        (["SET", "j", "cron:* * * * *", "RETRIES", "-1", "BACKOFF", "PT1S"], "RETRIES is a whole"),
+        (["SET", "j", "cron:* * * * *", "RETRIES", "1", "BACKOFF", "P1M"], "fixed duration"),
+        (["SET", "j", "cron:* * * * *", "BACKOFF", "PT1S"], "go with RETRIES"),
+        (["SET", "j", "cron:* * * * *", "TZ"], "TZ needs a value"),
+        (["SET", "j", "cron:* * * * *", "TZ", "UTC", "TZ", "UTC"], "TZ is given twice"),
+        (["SET", "j", "cron:* * * * *", "EVERY", "1"], "unknown option 'EVERY'"),
+        (["SET", "j", "AFTER"], "AFTER needs at least one parent"),
+        (["SET", "j", "AFTER", "ANY"], "AFTER needs at least one parent"),
+    ],
+)
+def test_set_option_errors(reader: InstructionReader, arguments: list[str], why: str) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(why)):
+        reader.read(arguments)
+
+
+def test_unset_cascade(reader: InstructionReader) -> None:
+    assert reader.read(["UNSET", "p", "CASCADE"]) == messages.UnsetJob(job_id="p", cascade=True)
+    with pytest.raises(InvalidRequest, match="UNSET <job> \\[CASCADE\\]"):
+        reader.read(["UNSET", "p", "ALL"])

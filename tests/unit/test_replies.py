@@ -56,24 +56,28 @@ def test_a_run_refused_entirely_is_ready_at_once() -> None:
 
 JOB = messages.JobState(
     job_id="app 1", status="planned", next_due_us=1_893_456_000_000_000, run=2,
-    last_outcome="failed", last_finished_us=1_893_456_000_500_000,
+    last_outcome="failed", last_finished_us=1_893_456_000_500_000, when="", options=(),
 )  # fmt: skip
 
 
 def test_get_shows_a_job_on_one_line() -> None:
     assert render(b"7", JOB) == (
-        b"7 OK planned 2030-01-01T00:00:00Z 2 failed 2030-01-01T00:00:00.500000Z\n"
+        b"7 OK planned 2030-01-01T00:00:00Z 2 failed 2030-01-01T00:00:00.500000Z -\n"
     )
     never = messages.JobState(
         job_id="j", status="disabled", next_due_us=None, run=0, last_outcome="",
-        last_finished_us=None,
+        last_finished_us=None, when="cron:0 3 * * *",
+        options=("TZ", "Europe/Paris", "AFTER", "a b", "ALL"),
     )  # fmt: skip
-    assert render(b"7", never) == b"7 OK disabled - 0 - -\n"
+    assert render(b"7", never) == (
+        b'7 OK disabled - 0 - - "cron:0 3 * * *" TZ Europe/Paris AFTER "a b" ALL\n'
+    )
 
 
 def test_lists_are_a_line_per_item_then_ok_and_the_count() -> None:
     assert render(b'"a b"', messages.Jobs(jobs=(JOB, JOB))) == (
-        b'"a b" JOB "app 1" planned 2030-01-01T00:00:00Z 2 failed 2030-01-01T00:00:00.500000Z\n' * 2
+        b'"a b" JOB "app 1" planned 2030-01-01T00:00:00Z 2 failed 2030-01-01T00:00:00.500000Z -\n'
+        * 2
         + b'"a b" OK 2\n'
     )
     assert render(b"x", messages.Jobs(jobs=())) == b"x OK 0\n"

@@ -78,8 +78,10 @@ def test_due_jobs_are_claimed_in_due_order_and_triggered(engine: Engine) -> None
     assert claimed.runs[0].runner == "shell" and claimed.runs[0].arguments == ("s.sh",)
     assert claimed.next_due_us == NOW + 1
     job = engine.job("app.a")
-    assert job is not None and job.status is JobStatus.TRIGGERED
-    assert (job.lease_until_us, job.owner) == (NOW + LEASE, "dispatcher:d1")
+    assert job is not None and job.status is JobStatus.TRIGGERED and job.active == (1,)
+    active = engine.active_run("app.a", 1)
+    assert active is not None
+    assert (active.lease_until_us, active.owner) == (NOW + LEASE, "dispatcher:d1")
 
 
 def test_the_next_due_time_includes_the_lease_a_claim_starts(engine: Engine) -> None:
@@ -153,8 +155,8 @@ def test_renewal_keeps_the_run_and_takes_the_lease(engine: Engine, clock: FakeCl
     assert do(engine, renew) == messages.Ok()
     clock.advance(LEASE - 1)
     assert claim(engine).runs == ()
-    job = engine.job("app.1")
-    assert job is not None and job.owner == "runner:r0:i1"
+    active = engine.active_run("app.1", run.run)
+    assert active is not None and active.owner == "runner:r0:i1"
 
 
 def test_a_restarted_runner_gives_up_its_predecessors_runs(engine: Engine) -> None:

@@ -70,7 +70,7 @@ def test_set_replans_a_finished_job(kv: KeyValueStore, status: JobStatus) -> Non
 
 
 def test_set_on_a_triggered_job_is_a_conflict_and_changes_nothing(kv: KeyValueStore) -> None:
-    running = Job(id="j", due_us=1, status=JobStatus.TRIGGERED, run=1)
+    running = Job(id="j", due_us=1, status=JobStatus.TRIGGERED, run=1, active=(1,))
     kv.write({keys.job("j"): codec.encode_job(running)}, sync=True)
     engine = Engine(kv, fsync=True)
     reply = engine.apply(set_job("j", 50))
@@ -174,7 +174,7 @@ def test_a_batch_that_sets_a_job_twice_keeps_the_last(kv: KeyValueStore) -> None
 
 
 def test_a_batch_refuses_only_its_running_jobs(kv: KeyValueStore) -> None:
-    running = Job(id="r", due_us=1, status=JobStatus.TRIGGERED, run=1)
+    running = Job(id="r", due_us=1, status=JobStatus.TRIGGERED, run=1, active=(1,))
     kv.write({keys.job("r"): codec.encode_job(running)}, sync=True)
     engine = Engine(kv, fsync=True)
     reply = engine.apply(set_jobs(("a", 30), ("r", 10), ("b", 5), ("r", 7)))
@@ -188,7 +188,11 @@ def test_a_batch_refuses_only_its_running_jobs(kv: KeyValueStore) -> None:
 
 def test_a_batch_wakes_the_dispatcher_for_its_earliest_planned_job(kv: KeyValueStore) -> None:
     kv.write(
-        {keys.job("r"): codec.encode_job(Job(id="r", due_us=1, status=JobStatus.TRIGGERED))},
+        {
+            keys.job("r"): codec.encode_job(
+                Job(id="r", due_us=1, status=JobStatus.TRIGGERED, active=(1,))
+            )
+        },
         sync=True,
     )
     engine = Engine(kv, fsync=True)

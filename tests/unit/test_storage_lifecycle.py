@@ -95,7 +95,7 @@ def test_get_shows_a_job_and_refuses_an_unknown_one(engine: Engine) -> None:
     ok(engine, messages.SetJob(job_id="app.1", due_us=NOW + 5))
     assert state(engine, "app.1") == messages.JobState(
         job_id="app.1", status="planned", next_due_us=NOW + 5, run=0, last_outcome="",
-        last_finished_us=None,
+        last_finished_us=None, when="", options=(),
     )  # fmt: skip
     assert "no job 'nope'" in refused(engine, messages.GetJob(job_id="nope"), "not_found")
 
@@ -173,11 +173,11 @@ def test_unset_deletes_the_job_and_its_history_and_stops_its_run(
     ok(engine, messages.SetJob(job_id="app.1", due_us=NOW))
     claim(engine)
     assert keys_of(kv, "app.1")
-    ok(engine, messages.UnsetJob(job_id="app.1"))
+    ok(engine, messages.UnsetJob(job_id="app.1", cascade=False))
     assert engine.take_stops() == [messages.StopRun(job_id="app.1", run=2)]
     assert keys_of(kv, "app.1") == []
     refused(engine, messages.GetJob(job_id="app.1"), "not_found")
-    refused(engine, messages.UnsetJob(job_id="app.1"), "not_found")
+    refused(engine, messages.UnsetJob(job_id="app.1", cascade=False), "not_found")
 
 
 def test_history_keeps_the_newest_runs_and_their_output(engine: Engine, kv: KeyValueStore) -> None:
@@ -237,13 +237,13 @@ def test_counts_follow_every_change(engine: Engine) -> None:
     assert do(engine, messages.Ping()) == messages.Pong()
     do(engine, messages.SetJobs(job_ids=("app.1", "app.2", "app.3"), due_us=(NOW,) * 3))
     do(engine, messages.DisableJob(job_id="app.3"))
-    assert counts() == {"planned": 2, "triggered": 0, "executed": 0, "failed": 0,
-                        "disabled": 1, "rules": 1, "runs.shell": 0, "runs.amqp": 0}  # fmt: skip
+    assert counts() == {"planned": 2, "triggered": 0, "executed": 0, "failed": 0, "disabled": 1,
+                        "waiting": 0, "rules": 1, "runs.shell": 0, "runs.amqp": 0}  # fmt: skip
     first, _ = claim(engine)
     finish(engine, first)
-    do(engine, messages.UnsetJob(job_id="app.3"))
-    assert counts() == {"planned": 0, "triggered": 1, "executed": 1, "failed": 0,
-                        "disabled": 0, "rules": 1, "runs.shell": 2, "runs.amqp": 0}  # fmt: skip
+    do(engine, messages.UnsetJob(job_id="app.3", cascade=False))
+    assert counts() == {"planned": 0, "triggered": 1, "executed": 1, "failed": 0, "disabled": 0,
+                        "waiting": 0, "rules": 1, "runs.shell": 2, "runs.amqp": 0}  # fmt: skip
 
 
 def test_counts_survive_a_restart_and_are_made_for_an_old_database(
