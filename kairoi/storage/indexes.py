@@ -2,7 +2,8 @@
 
 Deleted entries stay in RocksDB as tombstones until compaction, and a walk from the start of
 an index would step over every one of them: so a walk starts at a floor, an instant no live
-entry is earlier than, kept as entries are taken and added.
+entry is earlier than, kept as entries are taken and added, and no walk is made while the
+floor is later than the instant asked for.
 """
 
 from __future__ import annotations
@@ -38,9 +39,15 @@ class TimedIndex(Generic[T]):
 
     def due_by(self, until_us: int, limit: int) -> tuple[list[T], int | None]:
         """Up to ``limit`` entries at or before ``until_us``, in time order, and the instant
-        of the first entry left (None: the index holds no other). Reads only what it takes,
-        and one entry more. The caller moves every entry taken out of this part of the index
-        (claiming does), so the next walk starts at the first entry left."""
+        of the first entry left, or an earlier one if entries were deleted since the last
+        walk (None: the index holds no other). Reads only what it takes, and one entry more.
+        The caller moves every entry taken out of this part of the index (claiming does), so
+        the next walk starts at the first entry left."""
+        if self._floor is not None and self._floor > until_us:
+            # Nothing is due, and a walk would step over the deleted entries before the
+            # first live one (ended leases sit at the front of their index): skip it. A
+            # floor left low by deletions only makes a later walk, which corrects it.
+            return [], None if self._floor == _EMPTY else self._floor
         start = self._prefix if self._floor is None else keys.timed_bound(self._prefix, self._floor)
         taken: list[T] = []
         next_instant = None

@@ -113,8 +113,9 @@ class JobTable:
             refused = self._plan_one_by_one(job_ids, due_us, job_keys, stored)
         else:  # the commonest batch, all new jobs: C-level passes only
             refused = {}
-            changes.update(zip(job_keys, map(codec.encode_new, due_us), strict=True))
-            changes.update(dict.fromkeys(map(keys.due_of_job_key, job_keys, due_us), b""))
+            self._writes.put_all(keys.JOB, job_keys, map(codec.encode_new, due_us))
+            due_keys = list(map(keys.due_of_job_key, job_keys, due_us))
+            self._writes.put_all(keys.DUE, due_keys, [b""] * len(due_keys))
             self._stats.created(len(job_keys))
         if len(refused) < len(due_us):
             planned = due_us if not refused else [due_us[p] for p in _others(due_us, refused)]

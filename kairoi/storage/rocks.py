@@ -12,6 +12,7 @@ from rocksdict import (
     Cache,
     Options,
     Rdict,
+    ReadOptions,
     WriteBatch,
     WriteOptions,
 )
@@ -90,7 +91,12 @@ class RocksStore:
             raise StoreError(f"cannot write to the database at {self.path}: {exc}") from exc
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        iterator = self._db.iter()
+        # The bound makes RocksDB itself stop at ``end``: without it, a seek into a range
+        # with no live key steps over every deleted key after it (the tombstones of claimed
+        # due entries and ended leases, until compaction) to reach the next live one.
+        bounds = ReadOptions()  # bounds given as bytes are used as they are
+        bounds.set_iterate_upper_bound(end)
+        iterator = self._db.iter(bounds)
         iterator.seek(start)
         while iterator.valid():
             key: bytes = iterator.key()

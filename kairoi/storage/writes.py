@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 
 from kairoi.storage.kv import KeyValueStore
 
@@ -17,6 +18,10 @@ class PendingWrites:
     def __init__(self, kv: KeyValueStore) -> None:
         self.kv = kv
         self.changes: dict[bytes, bytes | None] = {}
+        self._keys_by_kind: defaultdict[int, list[bytes]] = defaultdict(list)
+        """The batch's keys by their first byte, repeats and all: a walk of one index
+        looks at that index's changes only, not at the whole batch (a batch of thousands
+        of outcomes walks the due and children indexes many times)."""
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.changes:
@@ -25,13 +30,21 @@ class PendingWrites:
 
     def put(self, key: bytes, value: bytes) -> None:
         self.changes[key] = value
+        self._keys_by_kind[key[0]].append(key)
+
+    def put_all(self, kind: bytes, kind_keys: list[bytes], values: Iterable[bytes]) -> None:
+        """``put`` of each key (all starting with ``kind``) and value, in C-level passes."""
+        self.changes.update(zip(kind_keys, values, strict=True))
+        self._keys_by_kind[kind[0]].extend(kind_keys)
 
     def delete(self, key: bytes) -> None:
         self.changes[key] = None
+        self._keys_by_kind[key[0]].append(key)
 
     def take(self) -> dict[bytes, bytes | None]:
         """The batch to write; the next one starts empty."""
         changes, self.changes = self.changes, {}
+        self._keys_by_kind.clear()
         return changes
 
     def scan(self, start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
@@ -44,12 +57,15 @@ class PendingWrites:
     def walk(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live keys in ``[start, end)`` with their values, in byte order, read as walked.
         The batch must not change before the walk ends."""
-        pending = sorted(
-            (key, value)
-            for key, value in self.changes.items()
-            if start <= key < end and value is not None
-        )
-        committed = (
-            (key, value) for key, value in self.kv.scan(start, end) if key not in self.changes
-        )
+        changed = {key for key in self._batch_keys(start, end) if start <= key < end}
+        if not changed:  # the commonest walk: the batch has not touched the range
+            return self.kv.scan(start, end)
+        changes = self.changes
+        pending = sorted((key, value) for key in changed if (value := changes[key]) is not None)
+        committed = ((key, value) for key, value in self.kv.scan(start, end) if key not in changes)
         return heapq.merge(committed, pending)
+
+    def _batch_keys(self, start: bytes, end: bytes) -> Iterator[bytes]:
+        """The batch's keys whose first byte could put them in ``[start, end)``."""
+        for kind in range(start[0] if start else 0, end[0] + 1):
+            yield from self._keys_by_kind.get(kind, ())
