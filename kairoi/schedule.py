@@ -252,7 +252,7 @@ def parse_schedule(when: str, zone: str | None = None) -> Schedule:
     if when.startswith("R") or when.count("/") == 2:
         return _interval(when)
     if "T" in when:
-        return OneShot(_iso_instant(when, need_offset=True))
+        return OneShot(_to_us(_iso_datetime(when, need_offset=True)))
     return OneShot(parse_reference_time(when))
 
 
@@ -283,12 +283,14 @@ def _interval(text: str) -> Interval:
         raise InvalidRequest(f"invalid interval {text!r}: the repeat part must be R (for ever) "
                              f"or Rn (n more times), not {repeat!r}")  # fmt: skip
     repeats = int(match[1]) if match[1] else None
-    start_us = _iso_instant(start, need_offset=False)
-    offset = _iso_offset(start)
-    return Interval(repeats, start_us, offset, parse_duration(step), text)
+    start_at = _iso_datetime(start, need_offset=False)
+    offset = start_at.utcoffset()
+    offset_s = 0 if offset is None else int(offset.total_seconds())
+    return Interval(repeats, _to_us(start_at), offset_s, parse_duration(step), text)
 
 
-def _iso_instant(text: str, need_offset: bool) -> int:
+def _iso_datetime(text: str, need_offset: bool) -> datetime:
+    """An ISO 8601 date and time with its offset (UTC when it has none and needs none)."""
     try:
         instant = datetime.fromisoformat(text)
     except ValueError:
@@ -300,12 +302,7 @@ def _iso_instant(text: str, need_offset: bool) -> int:
         if need_offset:
             raise InvalidRequest(f"invalid instant {text!r}: it needs an offset (Z or ±hh:mm)")
         instant = instant.replace(tzinfo=UTC)  # as Kala reads an interval's start
-    return _to_us(instant)
-
-
-def _iso_offset(text: str) -> int:
-    offset = datetime.fromisoformat(text).utcoffset()
-    return 0 if offset is None else int(offset.total_seconds())
+    return instant
 
 
 def _to_us(instant: datetime) -> int:

@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass, field
 
 from kairoi import messages
-from kairoi.domain import MAX_STRING_BYTES, Missed, Overlap
+from kairoi.domain import Missed, Overlap
 from kairoi.errors import InvalidRequest
+from kairoi.frontend.arguments import check_lengths
 from kairoi.schedule import parse_duration, parse_reference_time, parse_schedule
 
 SET_USAGE = 'SET <job> "YYYY-MM-DD HH:MM:SS" | <when> [<OPTION> <value> …] | AFTER <parent> …'
@@ -37,7 +38,7 @@ def read_set(arguments: list[str]) -> messages.SetJob | messages.DefineJob:
     if len(arguments) < 2:
         raise InvalidRequest(f"SET takes a job and when it runs: {SET_USAGE}")
     job_id, when, *rest = arguments
-    _check_length(job_id)
+    check_lengths([job_id])
     if not rest and when != "AFTER":
         try:
             return messages.SetJob(job_id=job_id, due_us=parse_reference_time(when))
@@ -72,8 +73,7 @@ def _define(job_id: str, when: str, options: _Options) -> messages.DefineJob:
         raise InvalidRequest("RETRIES needs BACKOFF: RETRIES <n> BACKOFF <duration>")
     if not retries and (backoff or max_backoff):
         raise InvalidRequest("BACKOFF and MAXBACKOFF go with RETRIES <n>")
-    for parent in options.parents:
-        _check_length(parent)
+    check_lengths(options.parents)
     return messages.DefineJob(
         job_id=job_id, when=when, zone=zone,
         missed=_word(values, "MISSED", Missed, Missed.ONCE),
@@ -141,8 +141,3 @@ def _duration(values: dict[str, str], option: str) -> int:
         raise InvalidRequest(f"{option} must be a fixed duration (weeks, days, hours, minutes, "
                              f"seconds), not {values[option]!r}")  # fmt: skip
     return duration.fixed_us
-
-
-def _check_length(argument: str) -> None:
-    if len(argument) * 4 > MAX_STRING_BYTES and len(argument.encode()) > MAX_STRING_BYTES:
-        raise InvalidRequest(f"an argument is longer than {MAX_STRING_BYTES} bytes")

@@ -16,6 +16,7 @@ from kairoi import __version__, messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
 from kairoi.domain import MAX_LIST, MAX_STRING_BYTES
 from kairoi.errors import Forbidden, InvalidRequest, KairoiError
+from kairoi.frontend.arguments import check_lengths
 from kairoi.frontend.definitions import read_set
 from kairoi.schedule import parse_reference_time
 
@@ -125,7 +126,7 @@ class InstructionReader:
         ), refused
 
     def _set_rule(self, arguments: list[str]) -> messages.Request:
-        _check_lengths(arguments)
+        check_lengths(arguments)
         match arguments:
             case [rule_id, pattern, "shell", script]:
                 self._scripts.check(script)
@@ -161,14 +162,14 @@ def _unset(arguments: list[str]) -> messages.UnsetJob:
         case _:
             raise InvalidRequest("UNSET takes a job, and CASCADE to delete the jobs that run "
                                  "after it too: UNSET <job> [CASCADE]")  # fmt: skip
-    _check_lengths([job_id])
+    check_lengths([job_id])
     return messages.UnsetJob(job_id=job_id, cascade=cascade)
 
 
 def _job_action(word: str, arguments: list[str]) -> JobAction:
     if len(arguments) != 1:
         raise InvalidRequest(f"{word} takes 1 argument: {word} <job>")
-    _check_lengths(arguments)
+    check_lengths(arguments)
     return JOB_ACTIONS[word](job_id=arguments[0])
 
 
@@ -182,7 +183,7 @@ def _no_argument(word: str, answer: Callable[[], messages.Request | Local]) -> R
 
 
 def _rule_request(arguments: list[str]) -> messages.Request:
-    _check_lengths(arguments[1:])
+    check_lengths(arguments[1:])
     match arguments:
         case ["GET", rule_id]:
             return messages.GetRule(rule_id=rule_id)
@@ -211,7 +212,7 @@ def _list_jobs(arguments: list[str]) -> messages.ListJobs:
     prefix may itself be the word LIMIT or AFTER)."""
     prefix = arguments[0] if len(arguments) % 2 else ""
     options = _options(arguments[len(arguments) % 2 :], ("LIMIT", "AFTER"), LIST_USAGE)
-    _check_lengths([prefix, *options.values()])
+    check_lengths([prefix, *options.values()])
     return messages.ListJobs(
         prefix=prefix,
         after=options.get("AFTER"),
@@ -227,7 +228,7 @@ def _list_runs(arguments: list[str]) -> messages.ListRuns:
         raise InvalidRequest(f"RUNS needs a job: {RUNS_USAGE}")
     job_id, *rest = arguments
     options = _options(rest, ("LIMIT",), RUNS_USAGE)
-    _check_lengths([job_id])
+    check_lengths([job_id])
     limit = _count(options.get("LIMIT"), DEFAULT_LIST_LIMIT, RUNS_USAGE)
     return messages.ListRuns(job_id=job_id, limit=limit)
 
@@ -242,7 +243,7 @@ def _output(arguments: list[str]) -> messages.GetOutput:
             raise InvalidRequest(f"a run number is a whole number from 1, not {run_text!r}")
         case _:
             raise InvalidRequest("OUTPUT takes 1 or 2 arguments: OUTPUT <job> [<run>]")
-    _check_lengths([job_id])
+    check_lengths([job_id])
     return messages.GetOutput(job_id=job_id, run=run)
 
 
@@ -265,12 +266,6 @@ def _count(text: str | None, default: int, usage: str) -> int:
         raise InvalidRequest(f"LIMIT must be a whole number within 1 and {MAX_LIST}, "
                              f"not {text!r}: {usage}")  # fmt: skip
     return int(text)
-
-
-def _check_lengths(arguments: list[str]) -> None:
-    for argument in arguments:
-        if len(argument) * 4 > MAX_STRING_BYTES and len(argument.encode()) > MAX_STRING_BYTES:
-            raise InvalidRequest(f"an argument is longer than {MAX_STRING_BYTES} bytes")
 
 
 Reader = Callable[[list[str]], messages.Request | Local]

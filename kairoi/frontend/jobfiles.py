@@ -21,6 +21,7 @@ whole or not at all.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,14 +109,9 @@ def _job(entry: Any, source: str, scripts: ScriptPolicy) -> messages.DefineJob:
         if key in entry:
             words += [option, _text(entry, key)]
     runner, arguments, rule_id = _runner(entry, scripts)
-    request = define(job_id, words)
-    return messages.DefineJob(
-        job_id=job_id, when=request.when, zone=request.zone, missed=request.missed,
-        overlap=request.overlap, retries=request.retries, backoff_us=request.backoff_us,
-        max_backoff_us=request.max_backoff_us, parents=request.parents,
-        all_parents=request.all_parents, runner=runner, arguments=arguments,
-        rule_id=rule_id, source=source,
-    )  # fmt: skip
+    return dataclasses.replace(
+        define(job_id, words), runner=runner, arguments=arguments, rule_id=rule_id, source=source
+    )
 
 
 def _runner(entry: dict[str, Any], scripts: ScriptPolicy) -> tuple[str, tuple[str, ...], str]:

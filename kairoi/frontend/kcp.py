@@ -57,6 +57,11 @@ class SetLines:
     job_ids: tuple[str, ...]
     whens: tuple[str, ...]
 
+    @classmethod
+    def of(cls, lines: list[tuple[str, ...]]) -> SetLines:
+        """From each line's (request id, job id, when)."""
+        return cls(*map(tuple, zip(*lines, strict=True)))
+
     def messages(self) -> list[Message]:
         """The same lines as the general parser gives them, one Message each."""
         return [
@@ -134,7 +139,7 @@ class Parser:
         text = buf[pos : last_lf + 1].decode("utf-8", "replace")
         sets = _SET_LINES.findall(text)  # each match is one whole plain line
         if len(sets) == text.count("\n"):
-            self._ready.append(SetLines(*map(tuple, zip(*sets, strict=True))))
+            self._ready.append(SetLines.of(sets))
             self._reset(last_lf + 1)
             return
         plain = _PLAIN_REGION.match(buf, pos, last_lf + 1)
@@ -245,11 +250,11 @@ def _parse_plain_lines(lines: list[str]) -> list[Parsed]:
             sets.append(match.groups())
             continue
         if sets:
-            parsed.append(SetLines(*map(tuple, zip(*sets, strict=True))))
+            parsed.append(SetLines.of(sets))
             sets = []
         parsed.append(_parse_plain(line))
     if sets:
-        parsed.append(SetLines(*map(tuple, zip(*sets, strict=True))))
+        parsed.append(SetLines.of(sets))
     return parsed
 
 

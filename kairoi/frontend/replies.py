@@ -58,7 +58,7 @@ class SetsSlot:
             ids = self._request_ids  # the common case: every line is OK
             self.line = (" OK\n".join(ids) + " OK\n").encode()
             return
-        sent = [p for p in range(len(self._request_ids)) if p not in self._refused]
+        sent = self._sent()
         match reply:
             case messages.Ok():
                 self.line = self._lines({})
@@ -72,8 +72,11 @@ class SetsSlot:
                 self.line = self._lines(dict.fromkeys(sent, suffix(reply)))
 
     def expire(self) -> None:
-        sent = [p for p in range(len(self._request_ids)) if p not in self._refused]
-        self.line = self._lines(dict.fromkeys(sent, UNAVAILABLE))
+        self.line = self._lines(dict.fromkeys(self._sent(), UNAVAILABLE))
+
+    def _sent(self) -> list[int]:
+        """The positions of the lines sent to storage, in order."""
+        return [p for p in range(len(self._request_ids)) if p not in self._refused]
 
     def _lines(self, answered: dict[int, bytes]) -> bytes:
         """Each line's reply: refused here, else as ``answered`` says, else OK."""

@@ -3,8 +3,6 @@ always changed together."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from kairoi.domain import ActiveRun
 from kairoi.storage import codec, keys
 from kairoi.storage.indexes import TimedIndex
@@ -25,9 +23,6 @@ class ActiveRuns:
     def get(self, job_id: str, run: int) -> ActiveRun | None:
         data = self._writes.get(keys.run_of(keys.ACTIVE, job_id, run))
         return None if data is None else codec.decode_active(job_id, run, data)
-
-    def get_many(self, runs: Iterable[tuple[str, int]]) -> list[ActiveRun | None]:
-        return [self.get(job_id, run) for job_id, run in runs]
 
     def save(self, run: ActiveRun, previous: ActiveRun | None) -> None:
         """Write ``run`` over ``previous`` (as read before), moving its lease entry."""

@@ -115,11 +115,7 @@ class Runs:
         them); the job as it is afterwards."""
         for number in job.active:
             if (active := self._active.get(job.id, number)) is not None:
-                run = Run(
-                    run=number, due_us=active.due_us, started_us=None,
-                    finished_us=self._clock.now_us(), outcome=Outcome.STOPPED, exit_code=None,
-                    manual=active.manual, reason="stopped",
-                )  # fmt: skip
+                run = _unreported(active, Outcome.STOPPED, "stopped", self._clock.now_us())
                 job = self.end(job, active, run, b"")
         return job
 
@@ -194,11 +190,7 @@ class Runs:
         if active is None or job is None:
             return None
         _log.warning("run.lost", job=job_id, run=number, owner=active.owner)
-        lost = Run(
-            run=number, due_us=active.due_us, started_us=None, finished_us=now,
-            outcome=Outcome.LOST, exit_code=None, manual=active.manual, reason=LOST_REASON,
-        )  # fmt: skip
-        self._history.add(job_id, lost, b"")
+        self._history.add(job_id, _unreported(active, Outcome.LOST, LOST_REASON, now), b"")
         again = dataclasses.replace(active, run=job.run + 1, lease_until_us=now + self._lease_us,
                                     owner=owner)  # fmt: skip
         self._active.delete(active)
@@ -210,12 +202,9 @@ class Runs:
     def _execute(self, job: Job, active: ActiveRun, now: int) -> messages.Execute | None:
         runner = self._runner_for(job)
         if runner is None:
-            none = Run(
-                run=active.run, due_us=active.due_us, started_us=None, finished_us=now,
-                outcome=Outcome.NO_RULE, exit_code=None, manual=active.manual,
-                reason=NO_RULE_REASON if not job.spec.rule_id
-                else f"the rule {job.spec.rule_id!r} it names does not exist",
-            )  # fmt: skip
+            reason = (NO_RULE_REASON if not job.spec.rule_id
+                      else f"the rule {job.spec.rule_id!r} it names does not exist")  # fmt: skip
+            none = _unreported(active, Outcome.NO_RULE, reason, now)
             self.end(self._jobs.get(job.id) or job, active, none, b"")
             _log.info("run.no_rule", job=job.id)
             return None
@@ -281,6 +270,15 @@ class Runs:
             if run is not None and held_by(run.owner):
                 self._active.save(dataclasses.replace(run, lease_until_us=now, owner=""), run)
                 self._on_due(now)
+
+
+def _unreported(active: ActiveRun, outcome: Outcome, reason: str, now: int) -> Run:
+    """The record of a run that ended without its runner's report (stopped, lost, or never
+    started: no rule), at ``now``."""
+    return Run(
+        run=active.run, due_us=active.due_us, started_us=None, finished_us=now,
+        outcome=outcome, exit_code=None, manual=active.manual, reason=reason,
+    )  # fmt: skip
 
 
 def _reported_outcome(word: str) -> Outcome:

@@ -31,8 +31,8 @@ _STATUSES = {int(status): status for status in JobStatus}
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 _PLANNED_DUE = b"\x83\xa1s" + _PACKER.pack(int(JobStatus.PLANNED)) + b"\xa1d"
 """A map of three entries, its first "s" (status): Planned, then the key "d" (due time)."""
-_RUN = b"\xa1n"
-_NEVER_RUN = _RUN + _PACKER.pack(0)
+_NEVER_RUN = b"\xa1n" + _PACKER.pack(0)
+"""The key "n" (run) and 0."""
 
 
 _JOB_FIELDS: tuple[tuple[str, str, Any], ...] = (
@@ -92,15 +92,9 @@ def _spec_record(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def encode_planned(due_us: int, run: int) -> bytes:
-    """``encode_job`` of a Planned job, without building the Job (a batch of SETs makes
-    thousands): the map's bytes, with the two numbers packed into their places."""
-    data: bytes = _PLANNED_DUE + _PACKER.pack(due_us) + _RUN + _PACKER.pack(run)
-    return data
-
-
 def encode_new(due_us: int) -> bytes:
-    """``encode_planned`` of a job that has never run."""
+    """``encode_job`` of a new Planned job, without building the Job (a batch of SETs makes
+    thousands): the map's bytes, with the due time packed into its place."""
     data: bytes = _PLANNED_DUE + _PACKER.pack(due_us) + _NEVER_RUN
     return data
 

@@ -133,7 +133,8 @@ class Engine:
     def _set_request(self, request: SetRequest) -> messages.Reply:
         match request:
             case messages.SetJob(job_id=job_id, due_us=due_us):
-                if refused := self._jobs.plan((job_id,), (due_us,)):
+                refused, _ = self._jobs.plan((job_id,), (due_us,))
+                if refused:
                     raise refused[0]
                 self._due_at(due_us)
             case messages.SetJobs():
@@ -263,10 +264,9 @@ class Engine:
         job_ids, due_us = request.job_ids, request.due_us
         if len(job_ids) != len(due_us):
             raise InvalidRequest("job_ids and due_us must have the same length")
-        refused = self._jobs.plan(job_ids, due_us)
-        planned = [due for position, due in enumerate(due_us) if position not in refused]
-        if planned:
-            self._due_at(min(planned))
+        refused, earliest = self._jobs.plan(job_ids, due_us)
+        if earliest is not None:
+            self._due_at(earliest)
         if not refused:
             return OK
         return messages.Refused(

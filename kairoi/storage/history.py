@@ -18,9 +18,7 @@ class History:
         self._keep = keep
 
     def add(self, job_id: str, run: Run, output: bytes) -> None:
-        self._writes.put(keys.run_of(keys.RUN, job_id, run.run), codec.encode_run(run))
-        if output:
-            self._writes.put(keys.run_of(keys.OUTPUT, job_id, run.run), output)
+        self.replace(job_id, run, output)
         dropped = run.run - self._keep
         if dropped >= 1:
             self._writes.delete(keys.run_of(keys.RUN, job_id, dropped))
@@ -31,15 +29,14 @@ class History:
         return None if data is None else codec.decode_run(job_id, run, data)
 
     def replace(self, job_id: str, run: Run, output: bytes) -> None:
-        """Write a recorded run again, completed."""
+        """Write the run's record and output (over what was recorded of it, if anything)."""
         self._writes.put(keys.run_of(keys.RUN, job_id, run.run), codec.encode_run(run))
         if output:
             self._writes.put(keys.run_of(keys.OUTPUT, job_id, run.run), output)
 
     def recent(self, job_id: str, limit: int) -> list[Run]:
         """Up to ``limit`` of the job's runs, the newest first."""
-        prefix = keys.runs_of(keys.RUN, job_id)
-        found = self._writes.scan(prefix, keys.prefix_end(prefix), limit=1 << 62)
+        found = self._writes.under(keys.runs_of(keys.RUN, job_id))
         return [
             codec.decode_run(job_id, keys.run_number(key), value)
             for key, value in reversed(found[-limit:])
@@ -55,6 +52,5 @@ class History:
     def forget(self, job_id: str) -> None:
         """Delete every run of the job and its output."""
         for kind in (keys.RUN, keys.OUTPUT):
-            prefix = keys.runs_of(kind, job_id)
-            for key, _ in self._writes.scan(prefix, keys.prefix_end(prefix), limit=1 << 62):
+            for key, _ in self._writes.under(keys.runs_of(kind, job_id)):
                 self._writes.delete(key)

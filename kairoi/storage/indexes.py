@@ -62,5 +62,4 @@ class TimedIndex(Generic[T]):
 
     def every(self) -> list[T]:
         """Every entry, in time order."""
-        found = self._writes.scan(self._prefix, keys.prefix_end(self._prefix), 1 << 62)
-        return [self._parse(key)[1] for key, _ in found]
+        return [self._parse(key)[1] for key, _ in self._writes.under(self._prefix)]

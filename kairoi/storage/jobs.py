@@ -79,9 +79,7 @@ class JobTable:
 
     def children(self, parent_id: str) -> list[str]:
         """The jobs that run after ``parent_id``, in byte order of their ids."""
-        prefix = keys.runs_of(keys.CHILD, parent_id)
-        found = self._writes.scan(prefix, keys.prefix_end(prefix), 1 << 62)
-        return [key[len(prefix) :].decode() for key, _ in found]
+        return self._ids_under(keys.runs_of(keys.CHILD, parent_id))
 
     def ids(self, prefix: str, after: str | None, limit: int) -> list[tuple[str, Job]]:
         """Up to ``limit`` jobs whose ids start with ``prefix``, in byte order of their ids,
@@ -97,15 +95,20 @@ class JobTable:
 
     def from_file(self, source: str) -> list[str]:
         """The jobs the job file ``source`` defined, in byte order of their ids."""
-        prefix = keys.runs_of(keys.FILE, source)
-        found = self._writes.scan(prefix, keys.prefix_end(prefix), 1 << 62)
-        return [key[len(prefix) :].decode() for key, _ in found]
+        return self._ids_under(keys.runs_of(keys.FILE, source))
 
-    def plan(self, job_ids: Sequence[str], due_us: Sequence[int]) -> dict[int, KairoiError]:
+    def _ids_under(self, prefix: bytes) -> list[str]:
+        """The job ids that end the index keys starting with ``prefix``."""
+        return [key[len(prefix) :].decode() for key, _ in self._writes.under(prefix)]
+
+    def plan(
+        self, job_ids: Sequence[str], due_us: Sequence[int]
+    ) -> tuple[dict[int, KairoiError], int | None]:
         """Plan each job at its due time, in order, as ``lifecycle.set_due`` does, creating
         the missing ones, for a whole batch at once (one multi-get; when every job is new, no
-        Job is built). A job that cannot be planned (a running one) is left as it is; the
-        error of each, by position."""
+        Job is built). A job that cannot be planned (a running one) is left as it is. The
+        error of each such job, by position, and the earliest due time planned (None: none
+        was)."""
         job_keys = keys.jobs(job_ids)
         stored = self._writes.kv.get_many(job_keys)
         changes = self._writes.changes
@@ -117,10 +120,12 @@ class JobTable:
             due_keys = list(map(keys.due_of_job_key, job_keys, due_us))
             self._writes.put_all(keys.DUE, due_keys, [b""] * len(due_keys))
             self._stats.created(len(job_keys))
-        if len(refused) < len(due_us):
-            planned = due_us if not refused else [due_us[p] for p in _others(due_us, refused)]
-            self.due.added(min(planned))
-        return refused
+        if len(refused) == len(due_us):
+            return refused, None
+        planned = due_us if not refused else [due_us[p] for p in _others(due_us, refused)]
+        earliest = min(planned)
+        self.due.added(earliest)
+        return refused, earliest
 
     def _plan_one_by_one(
         self,

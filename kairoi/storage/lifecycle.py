@@ -177,10 +177,11 @@ def parent_ended(child: Job, parent_id: str, succeeded: bool, now_us: int) -> Jo
     satisfied = tuple(p for p in child.satisfied if p != parent_id)
     if succeeded:
         satisfied = (*satisfied, parent_id)
-    ready = bool(satisfied) and (
-        not child.spec.all_parents or set(child.spec.parents) <= set(satisfied)
-    )
-    if ready and child.status in (JobStatus.WAITING, JobStatus.EXECUTED, JobStatus.FAILED):
+    if _parents_done(child.spec, satisfied) and child.status in (
+        JobStatus.WAITING,
+        JobStatus.EXECUTED,
+        JobStatus.FAILED,
+    ):
         return _with(child, status=JobStatus.PLANNED, due_us=now_us, slot_us=None,
                      late=GRID, satisfied=())  # fmt: skip
     return _with(child, satisfied=satisfied)
@@ -189,11 +190,16 @@ def parent_ended(child: Job, parent_id: str, succeeded: bool, now_us: int) -> Jo
 def ready_again(job: Job, now_us: int) -> Next | None:
     """A job that runs after its parents, at its run's end: run again at once if they all
     (or any) succeeded again meanwhile."""
-    if not job.spec.parents or not job.satisfied:
-        return None
-    if job.spec.all_parents and not set(job.spec.parents) <= set(job.satisfied):
+    if not job.spec.parents or not _parents_done(job.spec, job.satisfied):
         return None
     return Next(now_us, late=GRID)
+
+
+def _parents_done(spec: JobSpec, satisfied: tuple[str, ...]) -> bool:
+    """Whether the parents that succeeded are enough to run the child: all, or any one."""
+    if not satisfied:
+        return False
+    return not spec.all_parents or set(spec.parents) <= set(satisfied)
 
 
 def next_due_us(job: Job) -> int | None:

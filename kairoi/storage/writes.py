@@ -11,7 +11,11 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
+from kairoi.storage import keys
 from kairoi.storage.kv import KeyValueStore
+
+EVERY = 1 << 62
+"""A scan limit above any count of keys."""
 
 
 class PendingWrites:
@@ -53,6 +57,10 @@ class PendingWrites:
         A list, not an iterator: callers change the batch while walking the result.
         """
         return list(itertools.islice(self.walk(start, end), limit))
+
+    def under(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every live key that starts with ``prefix``, with its value, in byte order."""
+        return self.scan(prefix, keys.prefix_end(prefix), EVERY)
 
     def walk(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live keys in ``[start, end)`` with their values, in byte order, read as walked.

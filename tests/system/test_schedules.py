@@ -34,6 +34,11 @@ def iso(instant: float) -> str:
     return datetime.fromtimestamp(instant, UTC).isoformat().replace("+00:00", "Z")
 
 
+def reference_time(seconds_from_now: float) -> str:
+    """The reference SET's ``YYYY-MM-DD HH:MM:SS`` (UTC) that far from now."""
+    return datetime.fromtimestamp(time.time() + seconds_from_now, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def runs(client: KcpClient, job_id: str) -> list[list[str]]:
     """RUNS' lines for the job, oldest first: [RUN, run, due, started, finished, outcome…]."""
     items, last = client.call_list("RUNS", job_id)
@@ -80,7 +85,7 @@ def test_a_job_retried_twice_ends_executed_after_three_runs(tmp_path: Path) -> N
     try:
         with running.client() as client:
             client.call("RULE", "SET", "r", "flaky", "shell", script(running, "f.sh", flaky))
-            now = datetime.fromtimestamp(time.time() + 1, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            now = reference_time(1)
             assert client.call("SET", "flaky", now, "RETRIES", "2", "BACKOFF", "PT1S") == ["OK"]
             assert client.call("GET", "flaky")[6:] == [now, "RETRIES", "2", "BACKOFF", "PT1S"]
             eventually(lambda: client.call("GET", "flaky")[1] == "executed", timeout=15)
@@ -96,8 +101,8 @@ def test_a_child_after_two_parents_runs_once_after_both(tmp_path: Path) -> None:
     try:
         with running.client() as client:
             client.call("RULE", "SET", "r", "", "shell", script(running, "r.sh", RECORD))
-            first = datetime.fromtimestamp(time.time() + 1, UTC).strftime("%Y-%m-%d %H:%M:%S")
-            second = datetime.fromtimestamp(time.time() + 2, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            first = reference_time(1)
+            second = reference_time(2)
             client.call("SET", "parent.a", first)
             client.call("SET", "parent.b", second)
             assert client.call("SET", "child", "AFTER", "parent.a", "parent.b") == ["OK"]
