@@ -6,6 +6,7 @@ writes the batch at once. Only after it returns may the replies go out: OK means
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Final, assert_never
 
@@ -23,6 +24,7 @@ from kairoi.domain import (
     ShellRunner,
 )
 from kairoi.errors import InvalidRequest, KairoiError, NotFound, StoreError
+from kairoi.scripts import ScriptPolicy
 from kairoi.storage import keys, migration, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
@@ -62,8 +64,12 @@ class Engine:
         lease_us: int = DEFAULT_LEASE_US,
         runs_kept: int = DEFAULT_RUNS_KEPT,
         rng: random.Random | None = None,
+        scripts: ScriptPolicy | None = None,
     ) -> None:
+        """``scripts``: the allow-list every shell script set here is resolved and checked
+        against (None, in tests of other logic: taken as given)."""
         self._kv = kv
+        self._scripts = scripts
         self._fsync = fsync
         migration.upgrade(kv)
         clock = clock or SystemClock()
@@ -94,6 +100,8 @@ class Engine:
             return messages.Failed(code=exc.code, reason=exc.reason)
 
     def _route(self, request: messages.Message) -> messages.Reply:
+        if self._scripts is not None:  # the bus is a door too: the same checks as on KCP
+            request = _checked_scripts(self._scripts, request)
         match request:
             case (
                 messages.SetJob() | messages.SetJobs() | messages.DefineJob() | messages.LoadJobs()
@@ -307,6 +315,18 @@ class Engine:
         counts["rules"] = len(self._rules.current())
         names = sorted(counts)
         return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
+
+
+def _checked_scripts(scripts: ScriptPolicy, request: messages.Message) -> messages.Message:
+    """``request`` with the shell scripts it names resolved; KairoiError when one is refused."""
+    match request:
+        case messages.SetShellRule(script=script):
+            return dataclasses.replace(request, script=scripts.resolve(script))
+        case messages.DefineJob():
+            return scripts.job(request)
+        case messages.LoadJobs():
+            return scripts.jobs(request)
+    return request
 
 
 def _check_limit(limit: int) -> None:
