@@ -9,12 +9,27 @@ import subprocess
 import time
 from pathlib import Path
 
-from kairoi.runner.shell import INSTANCE_ENV, RUNNER_ENV, ScriptResult, ShellScripts, kill_leftovers
+from kairoi.runner.shell import (
+    INSTANCE_ENV,
+    KEY_ENV,
+    ScriptResult,
+    ShellScripts,
+    kill_leftovers,
+)
+from kairoi.scripts import ScriptPolicy
+
+ANYWHERE = ScriptPolicy(("/**",))
+
+
+def shell(timeout: float = 0.0, output_bytes: int = 4096, **policy: str) -> ShellScripts:
+    """Scripts of runner ``test-runner``; ``policy``: ``allow`` and ``cwd`` of its allow-list."""
+    scripts = ScriptPolicy((policy["allow"],), policy["cwd"]) if policy else ANYWHERE
+    return ShellScripts(("test-runner", "k1", "i1"), scripts, timeout, output_bytes)
 
 
 def run(script: Path, timeout: float = 0.0, output_bytes: int = 4096) -> tuple[ScriptResult, float]:
     async def go() -> tuple[ScriptResult, float]:
-        scripts = ShellScripts("test-runner", "i1", timeout, output_bytes)
+        scripts = shell(timeout, output_bytes)
         started = time.monotonic()
         try:
             return await scripts.run(str(script), "job.1", 7), time.monotonic() - started
@@ -82,9 +97,9 @@ def test_a_script_killed_by_a_signal(tmp_path: Path) -> None:
 
 
 def test_leftovers_of_an_earlier_instance_are_killed() -> None:
-    env = {**os.environ, RUNNER_ENV: "leftover-test", INSTANCE_ENV: "old"}
+    env = {**os.environ, KEY_ENV: "leftover-test", INSTANCE_ENV: "old"}
     old = subprocess.Popen(["sleep", "30"], env=env)
-    other = subprocess.Popen(["sleep", "30"], env={**env, RUNNER_ENV: "someone-else"})
+    other = subprocess.Popen(["sleep", "30"], env={**env, KEY_ENV: "someone-else"})
     try:
         assert kill_leftovers("leftover-test", "new") == 1
         assert old.wait(5) == -signal.SIGKILL
@@ -98,7 +113,7 @@ def test_many_scripts_at_once(tmp_path: Path) -> None:
     path = script(tmp_path, "exit 0\n")
 
     async def go() -> list[ScriptResult]:
-        scripts = ShellScripts("test-runner", "i1", 0, 64)
+        scripts = shell(0, 64)
         try:
             return await asyncio.gather(*(scripts.run(str(path), f"j{i}", 1) for i in range(50)))
         finally:
