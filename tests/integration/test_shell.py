@@ -15,6 +15,7 @@ from kairoi.runner.shell import (
     ScriptResult,
     ShellScripts,
     kill_leftovers,
+    runner_key,
 )
 from kairoi.scripts import ScriptPolicy
 
@@ -120,3 +121,25 @@ def test_many_scripts_at_once(tmp_path: Path) -> None:
             scripts.close()
 
     assert all(result.succeeded for result in asyncio.run(go()))
+
+
+def test_the_runner_key_is_the_server_s_and_the_name_s(tmp_path: Path) -> None:
+    """Issue 13: leftovers were found by the runner name alone, so two servers on one host
+    killed each other's scripts. The key tells servers apart by their storage endpoint."""
+    os.symlink(tmp_path, tmp_path / "link")
+    socket = f"ipc://{tmp_path}/storage.sock"
+    through_link = f"ipc://{tmp_path}/link/storage.sock"
+    assert runner_key(socket, "runner-0") == runner_key(through_link, "runner-0")
+    keys = {
+        runner_key(socket, "runner-0"),
+        runner_key(socket, "runner-1"),
+        runner_key(f"ipc://{tmp_path}/other/storage.sock", "runner-0"),
+        runner_key("tcp://10.0.0.1:7000", "runner-0"),
+        runner_key("tcp://10.0.0.2:7000", "runner-0"),
+    }
+    assert len(keys) == 5
+
+
+def test_scripts_carry_the_key_name_and_instance(tmp_path: Path) -> None:
+    result, _ = run(script(tmp_path, 'echo "$KAIROI_RUNNER_KEY $KAIROI_RUNNER_INSTANCE"\n'))
+    assert result.output == b"k1 i1\n"
