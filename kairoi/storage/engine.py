@@ -6,7 +6,6 @@ writes the batch at once. Only after it returns may the replies go out: OK means
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import Final, assert_never
 
@@ -25,7 +24,7 @@ from kairoi.domain import (
 )
 from kairoi.errors import InvalidRequest, KairoiError, NotFound, StoreError
 from kairoi.scripts import ScriptPolicy
-from kairoi.storage import keys, migration, views
+from kairoi.storage import inbound, keys, migration, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
@@ -100,8 +99,7 @@ class Engine:
             return messages.Failed(code=exc.code, reason=exc.reason)
 
     def _route(self, request: messages.Message) -> messages.Reply:
-        if self._scripts is not None:  # the bus is a door too: the same checks as on KCP
-            request = _checked_scripts(self._scripts, request)
+        request = inbound.checked(request, self._scripts)  # the bus is a door too
         match request:
             case (
                 messages.SetJob() | messages.SetJobs() | messages.DefineJob() | messages.LoadJobs()
@@ -315,18 +313,6 @@ class Engine:
         counts["rules"] = len(self._rules.current())
         names = sorted(counts)
         return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
-
-
-def _checked_scripts(scripts: ScriptPolicy, request: messages.Message) -> messages.Message:
-    """``request`` with the shell scripts it names resolved; KairoiError when one is refused."""
-    match request:
-        case messages.SetShellRule(script=script):
-            return dataclasses.replace(request, script=scripts.resolve(script))
-        case messages.DefineJob():
-            return scripts.job(request)
-        case messages.LoadJobs():
-            return scripts.jobs(request)
-    return request
 
 
 def _check_limit(limit: int) -> None:

@@ -134,3 +134,28 @@ def test_storage_checks_a_job_s_own_script_and_a_job_file_s(tree: Path) -> None:
     job = engine.job("j")
     assert job is not None and job.spec is not None
     assert job.spec.arguments == (str(tree / "scripts/a.sh"),)
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        (messages.SetAmqpRule(rule_id="a", pattern="", dsn="http://h/", exchange="",
+                              routing_key=""), "invalid AMQP DSN"),
+        (messages.SetAmqpRule(rule_id="a", pattern="", dsn="amqp://[::1/", exchange="",
+                              routing_key=""), "invalid AMQP DSN"),
+        (messages.SetShellRule(rule_id="a", pattern="p" * 65_536, script="scripts/a.sh"),
+         "longer than 65535 bytes"),
+        (messages.SetAmqpRule(rule_id="a", pattern="", dsn="amqp://h/", exchange="x" * 70_000,
+                              routing_key=""), "longer than 65535 bytes"),
+    ],
+)  # fmt: skip
+def test_storage_refuses_a_rule_the_frontend_would_refuse(
+    tree: Path, request_: messages.Request, reason: str
+) -> None:
+    engine = Engine(MemoryStore(), fsync=False, scripts=policy(tree))
+    reply = engine.apply(request_)
+    assert isinstance(reply, messages.Failed) and reply.code == "invalid" and reason in reply.reason
+    assert engine.apply(messages.GetRule(rule_id="a")) == messages.Failed(
+        code="not_found", reason="no rule 'a'"
+    )
+    assert engine.apply(messages.Ping()) == messages.Pong(), "the next request is served"
