@@ -31,6 +31,8 @@ from kairoi.errors import Forbidden, InvalidRequest
 
 _log = log.get("kairoi.scripts")
 _FLAGS = glob.GLOBSTAR | glob.DOTGLOB
+_LOGGED = 1024
+"""The most of a path a log line shows: a client's long paths cannot make long lines."""
 
 
 class ScriptPolicy:
@@ -50,8 +52,8 @@ class ScriptPolicy:
         real = os.path.realpath(os.path.join(self._cwd, script))
         if not glob.globmatch(real, self._patterns, flags=_FLAGS):
             _log.warning(
-                "shell.script_refused", script=script, real_path=real, cwd=self._cwd,
-                allow=self._patterns,
+                "shell.script_refused", script=script[:_LOGGED], real_path=real[:_LOGGED],
+                cwd=self._cwd, allow=self._patterns,
             )  # fmt: skip
             raise Forbidden(f"script {script!r} is not allowed by runners.shell.allow")
         return real
@@ -62,7 +64,7 @@ class ScriptPolicy:
         still resolve to itself. Raises Forbidden or InvalidRequest."""
         real = self.resolve(script)
         if os.path.isabs(script) and real != script:
-            _log.warning("shell.script_refused", script=script, real_path=real)
+            _log.warning("shell.script_refused", script=script[:_LOGGED], real_path=real[:_LOGGED])
             raise Forbidden(
                 f"script {script!r} is not its own real path any more (a symlink was put in "
                 "its way since it was set)"

@@ -79,6 +79,8 @@ class ShellScripts:
             path = self._scripts.runnable(script)  # checked again: the rule may be old
         except KairoiError as exc:
             return ScriptResult(None, f"not run: {exc.reason}", b"")
+        if "\0" in job_id:  # no argument or environment variable can hold one
+            return ScriptResult(None, "not run: a job id holding a NUL byte cannot reach sh", b"")
         env = {**self._env, "KAIROI_JOB_ID": job_id, "KAIROI_RUN": str(run)}
         argv = ["sh", "--", path, job_id]
         read_end, write_end = os.pipe()

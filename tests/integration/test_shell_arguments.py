@@ -119,3 +119,14 @@ def test_a_relative_script_stored_by_an_earlier_version_runs_by_its_real_path(
     (tmp_path / "scripts" / "s.sh").write_text(RECORDER.format(out=out))
     [result] = run_all(shell_in(tmp_path, "scripts/*.sh"), [("scripts/s.sh", "j")])
     assert result.succeeded and out.read_text() == f"{tmp_path}/scripts/s.sh|1|j"
+
+
+def test_a_job_id_holding_a_nul_fails_its_run_and_the_runner_goes_on(tmp_path: Path) -> None:
+    """No argv or environment entry can hold a NUL: posix_spawn raised ValueError."""
+    out = tmp_path / "out"
+    (tmp_path / "s.sh").write_text(RECORDER.format(out=out))
+    refused, after = run_all(shell_in(tmp_path), [("s.sh", "a\0b"), ("s.sh", "next")])
+    assert refused == ScriptResult(
+        None, "not run: a job id holding a NUL byte cannot reach sh", b""
+    )
+    assert after.succeeded and out.read_text() == f"{tmp_path}/s.sh|1|next"

@@ -58,6 +58,14 @@ def test_option_named_scripts_and_hostile_job_ids_run_as_data(tmp_path: Path) ->
                 assert client.call("SET", job_id, PAST) == ["OK"]
             eventually(lambda: len(list((tmp_path / "got").iterdir())) == len(jobs))
             assert calls(tmp_path) == {f"{tmp_path}/{jobs[j]}|1|{j}" for j in jobs}
+            assert client.call("SET", "nul\0id", PAST) == ["OK"]
+            [run] = eventually(functools.partial(runs_of, client, "nul\0id"))
+            assert run[5:9] == [
+                "failed",
+                "-",
+                "scheduled",
+                "not run: a job id holding a NUL byte cannot reach sh",
+            ]
             assert client.call("PING") == ["OK", "PONG"]
         assert not marker.exists(), "a job id ran as a command"
         assert pids(running) == before
