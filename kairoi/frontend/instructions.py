@@ -6,19 +6,17 @@ raises a KairoiError whose code and reason become ``ID ERROR <code> "<reason>"``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from wcmatch import glob
 
 from kairoi import __version__, messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
 from kairoi.domain import MAX_LIST, MAX_STRING_BYTES
-from kairoi.errors import Forbidden, InvalidRequest, KairoiError
+from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend.arguments import check_lengths
 from kairoi.frontend.definitions import read_set
 from kairoi.schedule import parse_reference_time
+from kairoi.scripts import ScriptPolicy
 
 JobAction = (
     messages.GetJob | messages.DisableJob | messages.EnableJob | messages.StopJob
@@ -42,32 +40,6 @@ class Local:
     """An instruction the frontend answers itself: what follows the id in its reply."""
 
     suffix: bytes
-
-
-class ScriptPolicy:
-    """Which script paths a shell rule may name: ``runners.shell.allow``.
-
-    Paths and patterns are made absolute against the working directory and normalised, so
-    ``scripts/../../etc/x`` is judged as ``/etc/x``: a pattern never lets ``..`` escape.
-    """
-
-    def __init__(self, allow: tuple[str, ...], cwd: str | None = None) -> None:
-        self._cwd = cwd or os.getcwd()
-        self._patterns = [self._absolute(pattern) for pattern in allow]
-
-    def check(self, script: str) -> None:
-        if not script:
-            raise InvalidRequest("the shell runner needs a script path")
-        if "\0" in script or not glob.globmatch(
-            self._absolute(script), self._patterns, flags=glob.GLOBSTAR | glob.DOTGLOB
-        ):
-            raise Forbidden(
-                f"script {script!r} is not allowed by runners.shell.allow "
-                f"({', '.join(self._patterns)})"
-            )
-
-    def _absolute(self, path: str) -> str:
-        return os.path.normpath(os.path.join(self._cwd, path))
 
 
 class InstructionReader:
@@ -129,8 +101,8 @@ class InstructionReader:
         check_lengths(arguments)
         match arguments:
             case [rule_id, pattern, "shell", script]:
-                self._scripts.check(script)
-                return messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=script)
+                real_path = self._scripts.resolve(script)
+                return messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=real_path)
             case [rule_id, pattern, "amqp", dsn, exchange, routing_key]:
                 try:
                     parse_dsn(dsn)

@@ -14,6 +14,7 @@ from kairoi.bus import ReplyServer
 from kairoi.config import Config
 from kairoi.errors import StoreError
 from kairoi.runtime import IDLE_SECONDS, IdleWatch, ShutdownFlag, release_free_memory
+from kairoi.scripts import ScriptPolicy
 from kairoi.storage.engine import Engine
 from kairoi.storage.rocks import RocksStore
 
@@ -30,6 +31,7 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
             fsync=config.database.fsync_on_persist,
             lease_us=int(config.runners.lease * 1_000_000),
             runs_kept=config.history.runs_per_job,
+            scripts=ScriptPolicy(config.runners.shell.allow),
         )
         server = ReplyServer(config.storage_endpoint)
         try:

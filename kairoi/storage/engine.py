@@ -23,7 +23,8 @@ from kairoi.domain import (
     ShellRunner,
 )
 from kairoi.errors import InvalidRequest, KairoiError, NotFound, StoreError
-from kairoi.storage import keys, migration, views
+from kairoi.scripts import ScriptPolicy
+from kairoi.storage import inbound, keys, migration, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
@@ -62,8 +63,12 @@ class Engine:
         lease_us: int = DEFAULT_LEASE_US,
         runs_kept: int = DEFAULT_RUNS_KEPT,
         rng: random.Random | None = None,
+        scripts: ScriptPolicy | None = None,
     ) -> None:
+        """``scripts``: the allow-list every shell script set here is resolved and checked
+        against (None, in tests of other logic: taken as given)."""
         self._kv = kv
+        self._scripts = scripts
         self._fsync = fsync
         migration.upgrade(kv)
         clock = clock or SystemClock()
@@ -94,6 +99,7 @@ class Engine:
             return messages.Failed(code=exc.code, reason=exc.reason)
 
     def _route(self, request: messages.Message) -> messages.Reply:
+        request = inbound.checked(request, self._scripts)  # the bus is a door too
         match request:
             case (
                 messages.SetJob() | messages.SetJobs() | messages.DefineJob() | messages.LoadJobs()

@@ -8,8 +8,9 @@ import pytest
 
 from kairoi import __version__, messages
 from kairoi.errors import Forbidden, InvalidRequest, KairoiError
-from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
+from kairoi.frontend.instructions import InstructionReader, Local
 from kairoi.schedule import parse_reference_time
+from kairoi.scripts import ScriptPolicy
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_set_rule_is_not_an_instruction(reader: InstructionReader) -> None:
 def test_rule_set_shell(reader: InstructionReader) -> None:
     assert reader.read(
         ["RULE", "SET", "r", "app.", "shell", "scripts/a.sh"]
-    ) == messages.SetShellRule(rule_id="r", pattern="app.", script="scripts/a.sh")
+    ) == messages.SetShellRule(rule_id="r", pattern="app.", script="/srv/kairoi/scripts/a.sh")
 
 
 def test_rule_set_amqp(reader: InstructionReader) -> None:
@@ -135,12 +136,12 @@ def test_empty_script_is_invalid(reader: InstructionReader) -> None:
 
 def test_default_allow_list_is_the_working_directory() -> None:
     policy = ScriptPolicy(("**",), cwd="/srv/kairoi")
-    policy.check("scripts/example.sh")
-    policy.check("job.sh")
+    policy.resolve("scripts/example.sh")
+    policy.resolve("job.sh")
     with pytest.raises(Forbidden):
-        policy.check("../elsewhere.sh")
+        policy.resolve("../elsewhere.sh")
     with pytest.raises(Forbidden):
-        policy.check("/bin/sh")
+        policy.resolve("/bin/sh")
 
 
 def read_sets(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kairoi import messages
-from kairoi.frontend.instructions import ScriptPolicy
 from kairoi.frontend.jobfiles import FileError, read
+from kairoi.scripts import ScriptPolicy
 
 SCRIPTS = ScriptPolicy(("scripts/**",), cwd="/srv/kairoi")
 GOOD = """\
@@ -39,7 +39,7 @@ def test_a_job_file_becomes_one_request_with_each_entry_s_line() -> None:
     daily, send, ping = job_file.request.jobs
     assert job_file.request.source == "/etc/jobs.yaml"
     assert (daily.when, daily.zone, daily.runner, daily.arguments) == (
-        "cron:0 0 3 * * *", "Europe/Paris", "shell", ("scripts/report.sh",),
+        "cron:0 0 3 * * *", "Europe/Paris", "shell", ("/srv/kairoi/scripts/report.sh",),
     )  # fmt: skip
     assert (daily.retries, daily.backoff_us, daily.max_backoff_us) == (2, 30_000_000, 300_000_000)
     assert (send.when, send.parents, send.all_parents, send.runner) == (
