@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from wcmatch import glob
 
-from kairoi import __version__, messages
+from kairoi import __version__, limits, messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
 from kairoi.domain import MAX_LIST, MAX_STRING_BYTES
 from kairoi.errors import Forbidden, InvalidRequest, KairoiError
@@ -237,10 +237,8 @@ def _output(arguments: list[str]) -> messages.GetOutput:
     match arguments:
         case [job_id]:
             run = 0
-        case [job_id, run_text] if run_text.isascii() and run_text.isdigit() and run_text != "0":
-            run = int(run_text)
-        case [_, run_text]:
-            raise InvalidRequest(f"a run number is a whole number from 1, not {run_text!r}")
+        case [job_id, run_text]:
+            run = limits.whole_number(run_text, "a run number", 1, limits.MAX_RUN)
         case _:
             raise InvalidRequest("OUTPUT takes 1 or 2 arguments: OUTPUT <job> [<run>]")
     check_lengths([job_id])
@@ -262,10 +260,10 @@ def _options(arguments: list[str], keywords: tuple[str, ...], usage: str) -> dic
 def _count(text: str | None, default: int, usage: str) -> int:
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIST:
-        raise InvalidRequest(f"LIMIT must be a whole number within 1 and {MAX_LIST}, "
-                             f"not {text!r}: {usage}")  # fmt: skip
-    return int(text)
+    try:
+        return limits.whole_number(text, "LIMIT", 1, MAX_LIST)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{exc.reason}: {usage}") from None
 
 
 Reader = Callable[[list[str]], messages.Request | Local]
