@@ -135,7 +135,8 @@ class InstructionReader:
                 try:
                     parse_dsn(dsn)
                 except ValueError as exc:
-                    raise InvalidRequest(f"invalid AMQP DSN {mask_dsn(dsn)!r}: {exc}") from None
+                    shown = mask_dsn(dsn)[:200]  # a DSN may be 64 KB long: the start says which
+                    raise InvalidRequest(f"invalid AMQP DSN {shown!r}: {exc}") from None
                 return messages.SetAmqpRule(
                     rule_id=rule_id,
                     pattern=pattern,
