@@ -54,12 +54,19 @@ class Skipped:
 
 
 def schedule_of(spec: JobSpec, due_us: int) -> Schedule:
-    """The job's schedule (the reference SET's one-shot is at ``due_us``)."""
-    return parse_schedule(spec.when, spec.zone) if spec.when else OneShot(due_us)
+    """A stored job's schedule (the reference SET's one-shot is at ``due_us``). One stored
+    before its ranges were checked, which no longer parses, is taken as a one-shot at its
+    due time: it runs once more, then ends, instead of failing every claim that meets it."""
+    if not spec.when:
+        return OneShot(due_us)
+    try:
+        return parse_schedule(spec.when, spec.zone)
+    except InvalidRequest:
+        return OneShot(due_us)
 
 
 def is_recurring(spec: JobSpec) -> bool:
-    return bool(spec.when) and isinstance(parse_schedule(spec.when, spec.zone), Interval | Cron)
+    return bool(spec.when) and isinstance(schedule_of(spec, 0), Interval | Cron)
 
 
 def first(spec: JobSpec, due_us: int, now_us: int) -> Next | None:
@@ -68,7 +75,7 @@ def first(spec: JobSpec, due_us: int, now_us: int) -> Next | None:
     from now (nothing was missed before it existed)."""
     if spec.parents:
         return None
-    schedule = schedule_of(spec, due_us)
+    schedule = parse_schedule(spec.when, spec.zone) if spec.when else OneShot(due_us)
     if isinstance(schedule, OneShot):
         return Next(schedule.at_us)
     occurrence = schedule.next_after(now_us - 1)

@@ -20,6 +20,7 @@ from kairoi.clock import FakeClock
 from kairoi.domain import ActiveRun, JobSpec, JobStatus, Missed, Outcome
 from kairoi.errors import InvalidRequest
 from kairoi.frontend.definitions import read_set
+from kairoi.frontend.replies import render
 from kairoi.storage import codec, keys, planning
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import KeyValueStore
@@ -209,3 +210,31 @@ def test_a_job_at_the_last_run_number_ends_failed_instead_of_overflowing(
         "run.numbers_exhausted"
     ]
     assert do(engine, messages.UnsetJob(job_id="j", cascade=False)) == messages.Ok()
+
+
+def test_a_record_stored_before_the_checks_is_claimed_run_and_shown(
+    kv: KeyValueStore, engine: Engine
+) -> None:
+    """Defence in depth: an instant out of range, stored before it was refused, neither
+    fails the claims that meet it nor the replies that show it."""
+    early = limits.MIN_INSTANT_US - 14 * 3_600_000_000  # 0001-01-01T00:00:00+14:00
+    assert do(engine, messages.SetJob(job_id="old", due_us=NOW)) == messages.Ok()
+    job = engine.job("old")
+    assert job is not None
+    spec = JobSpec(when="0001-01-01T00:00:00+14:00")
+    poisoned = dataclasses.replace(job, due_us=early, spec=spec)
+    kv.write({
+        keys.timed(keys.DUE, NOW, "old"): None,
+        keys.timed(keys.DUE, early, "old"): b"",
+        keys.job("old"): codec.encode_job(poisoned),
+    }, sync=False)  # fmt: skip
+    state = do(engine, messages.GetJob(job_id="old"))
+    assert isinstance(state, messages.JobState) and state.next_due_us == early
+    assert b" planned 0000-12-31T10:00:00Z 0 " in render(b"1", state)
+    (execute,) = claim(engine).runs
+    finished = dataclasses.replace(failed_run("old", execute.run), outcome="executed")
+    assert do(engine, finished) == messages.Ok()
+    job = engine.job("old")
+    assert job is not None and job.status is JobStatus.EXECUTED
+    runs = do(engine, messages.ListRuns(job_id="old", limit=10))
+    assert isinstance(runs, messages.Runs) and render(b"2", runs).count(b"\n") == 2
