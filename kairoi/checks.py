@@ -45,7 +45,7 @@ def check_request(request: messages.Message) -> None:
         case messages.ClaimDue(dispatcher=dispatcher, lookahead_us=lookahead_us, limit=limit):
             limits.length(dispatcher, "the dispatcher")
             limits.duration_us(lookahead_us, "the lookahead")
-            limits.in_range(limit, "the claim's limit", 0, limits.MAX_CLAIM)
+            limits.CLAIM.check(limit)
         case messages.RunnerStarted(name=name, instance=instance):
             limits.lengths((name, instance), "the runner")
         case messages.RenewLeases(owner=owner, job_ids=job_ids, runs=runs):
@@ -65,7 +65,7 @@ def check_definition(request: messages.DefineJob) -> None:
     limits.length(request.zone, "TZ", limits.MAX_ZONE_BYTES)
     limits.lengths(request.parents, "a parent's id")
     limits.lengths(request.arguments, "a runner's argument")
-    limits.in_range(request.retries, "RETRIES", 0, limits.MAX_RETRIES)
+    limits.RETRIES.check(request.retries)
     limits.duration_us(request.backoff_us, "BACKOFF")
     limits.duration_us(request.max_backoff_us, "MAXBACKOFF")
     if request.when:
@@ -88,10 +88,9 @@ def _check_rule(request: messages.SetShellRule | messages.SetAmqpRule) -> None:
 
 def _check_outcome(request: messages.RecordOutcome) -> None:
     limits.length(request.job_id, "the job id")
-    limits.in_range(request.run, "the run number", 1, limits.MAX_RUN)
+    limits.RUN.check(request.run)
     if request.exit_code is not None:
-        limits.in_range(request.exit_code, "the exit code", -limits.MAX_EXIT_CODE - 1,
-                        limits.MAX_EXIT_CODE)  # fmt: skip
+        limits.EXIT_CODE.check(request.exit_code)
     limits.instants((request.started_us, request.finished_us), "a run's start or end")
 
 
@@ -100,13 +99,14 @@ def _check_read(request: messages.Message) -> None:
     match request:
         case messages.ListJobs(prefix=prefix, after=after, limit=limit):
             limits.lengths((prefix, after or ""), "the prefix or cursor")
-            limits.in_range(limit, "LIMIT", 1, limits.MAX_LIST)
+            limits.LIMIT.check(limit)
         case messages.ListRuns(job_id=job_id, limit=limit):
             limits.length(job_id, "the job id")
-            limits.in_range(limit, "LIMIT", 1, limits.MAX_LIST)
+            limits.LIMIT.check(limit)
         case messages.GetOutput(job_id=job_id, run=run):
             limits.length(job_id, "the job id")
-            limits.in_range(run, "the run number", 0, limits.MAX_RUN)  # 0: the latest
+            if run:  # 0: the latest
+                limits.RUN.check(run)
         case messages.ListRules(prefix=prefix):
             limits.length(prefix, "the prefix")
         case _ if isinstance(request, _JOB_ID_ONLY):

@@ -14,6 +14,7 @@ exceed a signed 64-bit integer (msgpack's and the key layout's limit).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kairoi.errors import InvalidRequest
 
@@ -49,6 +50,30 @@ MAX_EXIT_CODE = 2**31 - 1
 MAX_DIGITS = 40
 """A whole number is read only up to this many digits (after leading zeros): any longer
 one is out of every range above."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A field's range: ``parse`` reads it from a client's text, ``check`` holds a value
+    from the bus to it; both say ``<field> must be … between <low> and <high>``."""
+
+    field: str
+    low: int
+    high: int
+
+    def parse(self, text: str) -> int:
+        return whole_number(text, self.field, self.low, self.high)
+
+    def check(self, value: int) -> int:
+        return in_range(value, self.field, self.low, self.high)
+
+
+RETRIES = Bound("RETRIES", 0, MAX_RETRIES)
+REPEATS = Bound("Rn", 0, MAX_REPEATS)
+LIMIT = Bound("LIMIT", 1, MAX_LIST)
+RUN = Bound("a run number", 1, MAX_RUN)
+CLAIM = Bound("the claim's limit", 0, MAX_CLAIM)
+EXIT_CODE = Bound("the exit code", -MAX_EXIT_CODE - 1, MAX_EXIT_CODE)
 
 
 def whole_number(text: str, field: str, low: int, high: int) -> int:

@@ -334,7 +334,7 @@ def _interval(text: str) -> Interval:
     if match is None:
         raise InvalidRequest(f"invalid interval {text!r}: the repeat part must be R (for ever) "
                              f"or Rn (n more times), not {repeat!r}")  # fmt: skip
-    repeats = limits.whole_number(match[1], "Rn", 0, limits.MAX_REPEATS) if match[1] else None
+    repeats = limits.REPEATS.parse(match[1]) if match[1] else None
     start_at = _iso_datetime(start, need_offset=False)
     start_us = limits.instant(_to_us(start_at), "the interval's start")
     offset = start_at.utcoffset()

@@ -126,7 +126,7 @@ def _word(values: dict[str, str], option: str, words: type[Missed | Overlap], de
 def _retries(text: str | None) -> int:
     if text is None:
         return 0
-    return limits.whole_number(text, "RETRIES", 0, limits.MAX_RETRIES)
+    return limits.RETRIES.parse(text)
 
 
 def _duration(values: dict[str, str], option: str) -> int:

@@ -14,7 +14,8 @@ from wcmatch import glob
 
 from kairoi import __version__, limits, messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
-from kairoi.domain import MAX_LIST, MAX_STRING_BYTES
+from kairoi.checks import check_request
+from kairoi.domain import MAX_STRING_BYTES
 from kairoi.errors import Forbidden, InvalidRequest, KairoiError
 from kairoi.frontend.arguments import check_lengths
 from kairoi.frontend.definitions import read_set
@@ -75,7 +76,15 @@ class InstructionReader:
         self._scripts = scripts
 
     def read(self, arguments: list[str]) -> messages.Request | Local:
-        """The request ``arguments`` ask for; raises KairoiError when they are wrong."""
+        """The request ``arguments`` ask for; raises KairoiError when they are wrong, and
+        InvalidRequest when a field is out of the range storage would refuse it for (the
+        same check_request storage's entry makes: one set of checks for both doors)."""
+        request = self._read(arguments)
+        if not isinstance(request, Local):
+            check_request(request)
+        return request
+
+    def _read(self, arguments: list[str]) -> messages.Request | Local:
         match arguments:
             case ["SET", *rest]:
                 return read_set(rest)
@@ -239,7 +248,7 @@ def _output(arguments: list[str]) -> messages.GetOutput:
         case [job_id]:
             run = 0
         case [job_id, run_text]:
-            run = limits.whole_number(run_text, "a run number", 1, limits.MAX_RUN)
+            run = limits.RUN.parse(run_text)
         case _:
             raise InvalidRequest("OUTPUT takes 1 or 2 arguments: OUTPUT <job> [<run>]")
     check_lengths([job_id])
@@ -262,7 +271,7 @@ def _count(text: str | None, default: int, usage: str) -> int:
     if text is None:
         return default
     try:
-        return limits.whole_number(text, "LIMIT", 1, MAX_LIST)
+        return limits.LIMIT.parse(text)
     except InvalidRequest as exc:
         raise InvalidRequest(f"{exc.reason}: {usage}") from None
 

@@ -79,7 +79,7 @@ CRAFTED = [
     (messages.ListJobs(prefix="", after=None, limit=10**9), "LIMIT must be between 1 and 10000"),
     (messages.ListJobs(prefix="", after=MB_ID, limit=1), "the prefix or cursor is longer"),
     (messages.ListRuns(job_id="j", limit=0), "LIMIT must be between 1 and 10000"),
-    (messages.GetOutput(job_id="j", run=-1), "the run number must be between 0 and"),
+    (messages.GetOutput(job_id="j", run=-1), "a run number must be between 1 and"),
     (messages.GetJob(job_id=MB_ID), "the job id is longer than 65535 bytes"),
     (messages.UnsetJob(job_id=MB_ID, cascade=False), "the job id is longer than 65535 bytes"),
     (define("j", "cron:* * * * *", retries=10**6, backoff_us=1), "RETRIES must be between 0"),
@@ -103,7 +103,7 @@ CRAFTED = [
     (messages.ClaimDue(dispatcher="d", lookahead_us=0, limit=-1), "claim's limit must be"),
     (messages.ClaimDue(dispatcher="d", lookahead_us=-1, limit=1), "lookahead must be between"),
     (messages.RenewLeases(owner="o", job_ids=("j",), runs=(-1,)), "a run number must be"),
-    (failed_run("j", 0), "the run number must be between 1 and"),
+    (failed_run("j", 0), "a run number must be between 1 and"),
     (dataclasses.replace(failed_run("j", 1), exit_code=2**40), "the exit code must be between"),
     (dataclasses.replace(failed_run("j", 1), finished_us=2**63), "a run's start or end must be"),
 ]
