@@ -268,8 +268,8 @@ class Cron:
                 moment = _placed(candidate, zone)
                 if moment > instant:  # else a second pass over a repeated hour: it ran already
                     return _to_us(moment)
-        except OverflowError:  # the next wall-clock time, or its instant, is past year 9999
-            return None
+        except (OverflowError, ValueError):  # the next wall time or instant is past year 9999
+            return None  # (datetime raises either, by the operation: "year 10000 is out of range")
         return None
 
 
