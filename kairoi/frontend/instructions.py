@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kairoi import __version__, messages
+from kairoi import __version__, limits, messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
-from kairoi.domain import MAX_LIST, MAX_STRING_BYTES
+from kairoi.checks import check_request
+from kairoi.domain import MAX_STRING_BYTES
 from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend.arguments import check_lengths
 from kairoi.frontend.definitions import read_set
@@ -47,7 +48,15 @@ class InstructionReader:
         self._scripts = scripts
 
     def read(self, arguments: list[str]) -> messages.Request | Local:
-        """The request ``arguments`` ask for; raises KairoiError when they are wrong."""
+        """The request ``arguments`` ask for; raises KairoiError when they are wrong, and
+        InvalidRequest when a field is out of the range storage would refuse it for (the
+        same check_request storage's entry makes: one set of checks for both doors)."""
+        request = self._read(arguments)
+        if not isinstance(request, Local):
+            check_request(request)
+        return request
+
+    def _read(self, arguments: list[str]) -> messages.Request | Local:
         match arguments:
             case ["SET", *rest]:
                 return read_set(rest)
@@ -107,7 +116,8 @@ class InstructionReader:
                 try:
                     parse_dsn(dsn)
                 except ValueError as exc:
-                    raise InvalidRequest(f"invalid AMQP DSN {mask_dsn(dsn)!r}: {exc}") from None
+                    shown = mask_dsn(dsn)[:200]  # a DSN may be 64 KB long: the start says which
+                    raise InvalidRequest(f"invalid AMQP DSN {shown!r}: {exc}") from None
                 return messages.SetAmqpRule(
                     rule_id=rule_id,
                     pattern=pattern,
@@ -209,10 +219,8 @@ def _output(arguments: list[str]) -> messages.GetOutput:
     match arguments:
         case [job_id]:
             run = 0
-        case [job_id, run_text] if run_text.isascii() and run_text.isdigit() and run_text != "0":
-            run = int(run_text)
-        case [_, run_text]:
-            raise InvalidRequest(f"a run number is a whole number from 1, not {run_text!r}")
+        case [job_id, run_text]:
+            run = limits.RUN.parse(run_text)
         case _:
             raise InvalidRequest("OUTPUT takes 1 or 2 arguments: OUTPUT <job> [<run>]")
     check_lengths([job_id])
@@ -234,10 +242,10 @@ def _options(arguments: list[str], keywords: tuple[str, ...], usage: str) -> dic
 def _count(text: str | None, default: int, usage: str) -> int:
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIST:
-        raise InvalidRequest(f"LIMIT must be a whole number within 1 and {MAX_LIST}, "
-                             f"not {text!r}: {usage}")  # fmt: skip
-    return int(text)
+    try:
+        return limits.LIMIT.parse(text)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{exc.reason}: {usage}") from None
 
 
 Reader = Callable[[list[str]], messages.Request | Local]

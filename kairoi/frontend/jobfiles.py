@@ -59,7 +59,7 @@ def read(source: str, text: str, scripts: ScriptPolicy) -> JobFile:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an int of thousands of digits
         mark = getattr(exc, "problem_mark", None)
         raise FileError(mark.line + 1 if mark else 0, f"not valid YAML: {exc}") from None
     if document is None:

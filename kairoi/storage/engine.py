@@ -10,6 +10,7 @@ import random
 from typing import Final, assert_never
 
 from kairoi import messages
+from kairoi.checks import check_request
 from kairoi.clock import Clock, SystemClock
 from kairoi.domain import (
     MAX_LIST,
@@ -94,6 +95,7 @@ class Engine:
     def apply(self, request: messages.Message) -> messages.Reply:
         """Apply ``request`` to the pending batch; its reply holds until ``commit``."""
         try:
+            check_request(request)  # the ranges and sizes the frontend checks, for any sender
             return self._route(request)
         except KairoiError as exc:
             return messages.Failed(code=exc.code, reason=exc.reason)

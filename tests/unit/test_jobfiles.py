@@ -80,6 +80,12 @@ def test_an_empty_file_holds_no_job() -> None:
         ("jobs:\n  - id: a\n    after: b\n", 2, "after is a list"),
         ("jobs:\n  - id: a\n    schedule: 'cron:* * * * *'\n    retries: 2\n", 2,
          "RETRIES needs BACKOFF"),
+        ("jobs:\n  - id: a\n    schedule: 'cron:* * * * *'\n    retries: " + "9" * 5000 + "\n",
+         0, "not valid YAML"),
+        ("jobs:\n  - id: a\n    schedule: 'cron:* * * * *'\n    retries: 1001\n", 2,
+         "RETRIES must be a whole number between 0 and 1000"),
+        ("jobs:\n  - id: a\n    schedule: '9999-12-31T23:59:59-14:00'\n", 2,
+         "the instant must be between"),
     ],
 )  # fmt: skip
 def test_a_bad_file_is_refused_with_the_line_and_the_reason(text: str, line: int, why: str) -> None:
