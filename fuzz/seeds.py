@@ -29,16 +29,32 @@ SCRIPT_POLICY = ScriptPolicy(("scripts/**",), cwd="/srv/kairoi")
 """The shell allow-list the targets read rules with (a fixed directory: no file is read)."""
 
 
+_SAMPLES = {"<n>": "2", "<duration>": "PT30S", "<zone>": "Europe/Paris", "<policy>": "once",
+            "<when>": "2030-01-01T00:00:00Z", "<dsn>": "amqp://u:p@127.0.0.1:5672/"}  # fmt: skip
+"""What a placeholder of the docs stands for in a seed (any other: ``x``)."""
+_INLINE = re.compile(r"`((?:SET|UNSET|GET|LIST|RULE|RUNS|OUTPUT|TRIGGER|STOP) [^`]+)`")
+_OPTION = re.compile(r"`((?:RETRIES|BACKOFF|MAXBACKOFF|TZ|MISSED|OVERLAP) [^`]+)`")
+
+
 def kcp_lines() -> list[bytes]:
-    """Every example request line in the docs, as sent on the wire (LF-terminated)."""
-    found: dict[bytes, None] = {}
+    """Every example request line in the docs, as sent on the wire (LF-terminated): lines of
+    fenced examples, instructions quoted inline, and each option quoted inline after a SET."""
+    found: dict[str, None] = {}
     for path in DOCS:
-        for block in _FENCE.findall(path.read_text()):
-            for line in _example_lines(block):
-                if _REQUEST.match(line):
-                    filled = _PLACEHOLDER.sub("x", re.sub(r"^ID\b", "1", line))
-                    found[(filled.split("→")[0].rstrip() + "\n").encode()] = None
-    return list(found)
+        text = path.read_text()
+        for block in _FENCE.findall(text):
+            found.update(
+                dict.fromkeys(line for line in _example_lines(block) if _REQUEST.match(line))
+            )
+        found.update(dict.fromkeys(f"1 {code}" for code in _INLINE.findall(text)))
+        found.update(dict.fromkeys(f"1 SET x <when> {code}" for code in _OPTION.findall(text)))
+    return [_filled(line) for line in found]
+
+
+def _filled(line: str) -> bytes:
+    line = re.sub(r"^ID\b", "1", line.replace("\\|", "|"))
+    line = _PLACEHOLDER.sub(lambda m: _SAMPLES.get(m[0], "x"), line)
+    return (line.split("→")[0].rstrip() + "\n").encode()
 
 
 def _example_lines(block: str) -> Iterator[str]:
