@@ -131,6 +131,21 @@ def test_a_child_failing_at_start_is_restarted_and_serve_stays_up(tmp_path: Path
         assert serve.stop() == 0
 
 
+def test_a_child_with_a_configuration_error_stops_everything(tmp_path: Path) -> None:
+    """Exit 78 is not mended by restarting: the configuration changed under a running serve
+    (here to a key that does not exist), and the dispatcher, killed, cannot start again."""
+    running = start_server(tmp_path)
+    serve = running.server
+    children = {name: serve.child_pid(name) for name in CHILDREN}
+    serve.config_path.write_text(serve.config_path.read_text() + "\n[dispatcher]\nlookahed = 1\n")
+    os.kill(children["dispatcher"], signal.SIGKILL)
+    assert serve.process is not None and serve.process.wait(20) == 1
+    (failed,) = serve.events("serve.failed")
+    assert "dispatcher exited 78: a configuration error" in failed["reason"]
+    assert not [name for name, pid in children.items() if alive(pid)], "everything stopped"
+    serve.stop()
+
+
 CHILDREN = ("storage", "runner-0", "dispatcher", "frontend")
 
 
