@@ -80,8 +80,10 @@ class Supervisor:
             del self._processes[name]
             _log.warning("process.exited", name=name, pid=process.pid, code=code)
             match self._children[name].exited(now, code):
-                case Restart(delay, failures):
-                    _log.info(
+                case Restart(delay, failures) as restart:
+                    # Crash-looping is worth an operator's eye: Kairoi is not fully serving.
+                    report = _log.error if restart.looping else _log.info
+                    report(
                         "process.restarting",
                         name=name,
                         code=code,

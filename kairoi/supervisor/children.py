@@ -40,12 +40,20 @@ STABLE_AFTER = 10.0
 """A child that ran this long before dying is restarted at once again: it was not crash-looping."""
 
 
+LOOPING_AFTER = 5
+"""Failures running after which a child is said to be crash-looping (logged as an error)."""
+
+
 @dataclass(frozen=True)
 class Restart:
     """Start the child again after ``delay`` seconds; it failed ``failures`` times running."""
 
     delay: float
     failures: int
+
+    @property
+    def looping(self) -> bool:
+        return self.failures >= LOOPING_AFTER
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def test_restart_delay_backs_off_and_is_capped() -> None:
     assert [d.delay for d in decisions[:3]] == [0.1, 0.2, 0.4]
     assert max(d.delay for d in decisions) == MAX_DELAY
     assert [d.failures for d in decisions] == list(range(1, 11))
+    assert [d.looping for d in decisions] == [False] * 4 + [True] * 6
     assert child.restart_at == 1.0 + MAX_DELAY
 
 
