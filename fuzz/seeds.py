@@ -15,7 +15,8 @@ from pathlib import Path
 from kairoi import messages
 from kairoi.errors import KairoiError
 from kairoi.frontend import kcp
-from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
+from kairoi.frontend.instructions import InstructionReader, Local
+from kairoi.scripts import ScriptPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
