@@ -10,6 +10,9 @@ MAX_STRING_BYTES = 65_535
 """The reference encodes every id, pattern and runner argument with a u16 length."""
 MAX_LIST = 10_000
 """The most jobs or runs one request may list."""
+MAX_PAGE_BYTES = 1_048_576
+"""About the most one reply that lists things may hold: a page ends early (with a cursor to
+go on) once its items pass it, so a reply never amplifies a short request into gigabytes."""
 
 
 class JobStatus(IntEnum):

@@ -8,22 +8,38 @@ from __future__ import annotations
 from typing import Protocol
 
 from kairoi import messages
+from kairoi.domain import MAX_PAGE_BYTES
 from kairoi.errors import KairoiError
 from kairoi.frontend import kcp
 from kairoi.schedule import format_instant
 
 UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
+INTERNAL_SUFFIX = kcp.error_suffix(
+    "internal", "the reply could not be written; the server log says why"
+)
+MAX_OWED_BYTES = 16 * MAX_PAGE_BYTES
+"""The most a connection's owed replies may hold, as ``reserved_bytes`` counts them: past
+it, the connection reads no further request until replies have been written."""
+_LISTING = (messages.ListJobs, messages.ListRuns, messages.ListRules, messages.GetOutput)
+
+
+def reserved_bytes(request: messages.Request) -> int:
+    """What the reply to ``request`` may hold, counted against MAX_OWED_BYTES before it
+    comes: a page for what lists things or shows an output, nothing for the rest (short
+    replies, bounded by ``controller.max_pending`` in number)."""
+    return MAX_PAGE_BYTES if isinstance(request, _LISTING) else 0
 
 
 class Slot:
     """One owed reply: the request's id, then its whole line once known."""
 
-    __slots__ = ("line", "prefix")
+    __slots__ = ("line", "prefix", "reserved")
     size = 1
 
-    def __init__(self, prefix: bytes, line: bytes | None = None) -> None:
+    def __init__(self, prefix: bytes, line: bytes | None = None, reserved: int = 0) -> None:
         self.prefix = prefix
         self.line = line
+        self.reserved = reserved
 
     def answer(self, reply: messages.Message) -> None:
         self.line = render(self.prefix, reply)
@@ -38,6 +54,7 @@ class SetsSlot:
     others, which it was sent in order as one ``SetJobs``."""
 
     __slots__ = ("_refused", "_request_ids", "line")
+    reserved = 0
 
     def __init__(self, request_ids: tuple[str, ...], refused: dict[int, KairoiError]) -> None:
         self._request_ids = request_ids  # bare: no quoting needed
