@@ -18,17 +18,24 @@ import zmq.asyncio
 
 from kairoi import log, messages
 from kairoi.errors import BusError, MessageError
+from kairoi.runtime import private_directory, private_file
 
 _log = log.get("kairoi.bus")
 HIGH_WATER_MARK = 100_000
 """Batches queued per socket and peer before a sender is refused."""
 
 
-def _prepare(endpoint: str) -> None:
-    """Create the directory of an ``ipc://`` endpoint."""
+def _ipc_path(endpoint: str) -> str | None:
     scheme, _, path = endpoint.partition("://")
-    if scheme == "ipc" and os.path.dirname(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path if scheme == "ipc" and not path.startswith("@") else None  # @: abstract
+
+
+def _prepare(endpoint: str) -> None:
+    """Make the directory of an ``ipc://`` endpoint private to this user (created 0700, or
+    tightened to it; refused when it is another user's)."""
+    path = _ipc_path(endpoint)
+    if path is not None:
+        private_directory(os.path.dirname(os.path.abspath(path)))
 
 
 def _configure(socket: zmq.Socket[Any], linger_ms: int) -> None:
@@ -42,6 +49,8 @@ def _bind(socket: zmq.Socket[Any], endpoint: str, close: Callable[[], None]) -> 
     try:
         _prepare(endpoint)
         socket.bind(endpoint)
+        if (path := _ipc_path(endpoint)) is not None:
+            private_file(path)  # in a private directory already: this is a second lock
     except (zmq.ZMQError, OSError) as exc:
         close()
         raise BusError(f"cannot bind {endpoint}: {exc}") from exc
