@@ -1,7 +1,8 @@
 """All of Kairoi's ZeroMQ code: the sockets processes talk over, and nothing else.
 
-Each socket carries batches of ``messages`` items. A batch that does not decode is logged as
-``bus.message_dropped`` and skipped: a bad peer never stops a process. ZeroMQ's own errors
+Each socket carries batches of ``messages`` items, no frame larger than MAX_MESSAGE_BYTES. A
+batch that does not decode is logged as ``bus.message_dropped`` and skipped: a bad peer never
+stops a process. ZeroMQ's own errors
 become ``BusError`` here, so no other module imports ``zmq``.
 """
 
@@ -23,6 +24,11 @@ from kairoi.runtime import private_directory, private_file
 _log = log.get("kairoi.bus")
 HIGH_WATER_MARK = 100_000
 """Batches queued per socket and peer before a sender is refused."""
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+"""The largest frame any socket takes (ZMQ_MAXMSGSIZE); a peer that sends a larger one is
+disconnected before ZeroMQ holds it. Well above the largest legitimate batch: storage's
+replies to one batch are bounded by MAX_PAGE_BYTES a page and its reply budget, a frontend
+batch by what one connection sends at once."""
 
 
 def _ipc_path(endpoint: str) -> str | None:
@@ -42,6 +48,7 @@ def _configure(socket: zmq.Socket[Any], linger_ms: int) -> None:
     socket.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
     socket.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
     socket.setsockopt(zmq.LINGER, linger_ms)
+    socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
 
 
 def _bind(socket: zmq.Socket[Any], endpoint: str, close: Callable[[], None]) -> str:
@@ -241,6 +248,7 @@ class ControlClient:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.REQ)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         self.endpoint = endpoint
         try:
             self._socket.connect(endpoint)

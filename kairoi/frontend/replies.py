@@ -135,18 +135,22 @@ def suffix(reply: messages.Message) -> bytes:
 
 def render(prefix: bytes, reply: messages.Message) -> bytes:
     """The whole reply to a request whose id is ``prefix`` (already quoted): one line, or
-    for a list, a line per item (``<id> <KIND> …``) and a last ``<id> OK <count>``."""
+    for a list, a line per item (``<id> <KIND> …``) and a last ``<id> OK <count>`` (and the
+    cursor of a page that ended early)."""
     match reply:
         case messages.JobState():
             return prefix + _line("OK", *_job_words(reply))
-        case messages.Jobs(jobs=jobs):
-            return _listed(prefix, "JOB", [[kcp.quote(j.job_id), *_job_words(j)] for j in jobs])
-        case messages.Runs(runs=runs):
-            return _listed(prefix, "RUN", [_run_words(run) for run in runs])
+        case messages.Jobs(jobs=jobs, more=more):
+            words = [[kcp.quote(j.job_id), *_job_words(j)] for j in jobs]
+            return _listed(prefix, "JOB", words, _cursor("AFTER", more, words))
+        case messages.Runs(runs=runs, more=more):
+            words = [_run_words(run) for run in runs]
+            return _listed(prefix, "RUN", words, _cursor("BEFORE", more, words))
         case messages.RuleState():
             return prefix + _line("OK", *_rule_words(reply)[1:])
-        case messages.Rules(rules=rules):
-            return _listed(prefix, "RULE", [_rule_words(rule) for rule in rules])
+        case messages.Rules(rules=rules, more=more):
+            words = [_rule_words(rule) for rule in rules]
+            return _listed(prefix, "RULE", words, _cursor("AFTER", more, words))
         case messages.Output(run=run, output=output):
             return prefix + _line("OK", str(run), kcp.quote(output.decode("utf-8", "replace")))
         case messages.Pong():
@@ -162,9 +166,15 @@ def _line(*words: str) -> bytes:
     return (" " + " ".join(words) + "\n").encode()
 
 
-def _listed(prefix: bytes, kind: str, items: list[list[str]]) -> bytes:
+def _listed(prefix: bytes, kind: str, items: list[list[str]], cursor: list[str]) -> bytes:
     lines = [prefix + _line(kind, *words) for words in items]
-    return b"".join([*lines, prefix + _line("OK", str(len(items)))])
+    return b"".join([*lines, prefix + _line("OK", str(len(items)), *cursor)])
+
+
+def _cursor(keyword: str, more: bool, items: list[list[str]]) -> list[str]:
+    """A page that ended early (MAX_PAGE_BYTES) ends ``OK <count> <keyword> <first word of
+    its last item>``: the option that asks for the next page."""
+    return [keyword, items[-1][0]] if more and items else []
 
 
 def _job_words(job: messages.JobState) -> list[str]:

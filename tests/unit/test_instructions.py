@@ -240,7 +240,7 @@ def test_version_is_answered_by_the_frontend(reader: InstructionReader) -> None:
         (["OUTPUT", "j", "0"], "a run number is a whole number from 1"),
         (["OUTPUT", "j", "x"], "not 'x'"),
         (["RULE", "GET"], "RULE GET takes 1 argument"),
-        (["RULE", "LIST", "a", "b"], "RULE LIST takes at most 1 argument"),
+        (["RULE", "LIST", "a", "b"], "RULE LIST takes a prefix and AFTER"),
         (["RULE", "DROP", "r"], "unknown instruction 'RULE DROP'"),
         (["RULE"], "RULE needs an instruction"),
         (["PING", "x"], "PING takes no argument"),
