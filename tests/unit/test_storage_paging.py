@@ -111,9 +111,7 @@ def test_a_page_cut_short_ends_with_its_cursor() -> None:
         job_id="a b", status="planned", next_due_us=None, run=0, last_outcome="",
         last_finished_us=None, when="", options=(),
     )  # fmt: skip
-    assert render(b"1", messages.Jobs(jobs=(job,), more=True)).endswith(
-        b'1 OK 1 AFTER "a b"\n'
-    )
+    assert render(b"1", messages.Jobs(jobs=(job,), more=True)).endswith(b'1 OK 1 AFTER "a b"\n')
     rule = messages.RuleState(rule_id="q", pattern="", runner="shell", arguments=("s.sh",))
     assert render(b"1", messages.Rules(rules=(rule,), more=True)).endswith(b"1 OK 1 AFTER q\n")
     run = messages.RunState(
