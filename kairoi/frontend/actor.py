@@ -86,7 +86,12 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._steer_reading()
+        self.deliver()  # reads on what waits in the parser, if anything does
+
+    def _may_read(self) -> bool:
+        """Whether more requests may be read: the client reads its replies, and those owed
+        hold less than their bound."""
+        return not self._write_paused and self._owed_bytes < MAX_OWED_BYTES
 
     def stop(self) -> None:
         """Shutting down: read nothing more, answer what is owed, then close."""
@@ -100,7 +105,7 @@ class Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         self._write_ready(transport)
-        if self._backlog and self._owed_bytes < MAX_OWED_BYTES:
+        if self._backlog and self._may_read():
             self._read_requests()
             self._write_ready(transport)
         if self._closing and not self._slots:
@@ -125,7 +130,7 @@ class Connection(asyncio.Protocol):
         batch: list[tuple[AnySlot, messages.Request]] = []
         self._backlog = False
         while not self._closing:
-            if self._owed_bytes >= MAX_OWED_BYTES:
+            if not self._may_read():
                 self._backlog = True  # left in the parser until replies go out
                 break
             try:

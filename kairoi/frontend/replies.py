@@ -17,7 +17,7 @@ UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outco
 INTERNAL_SUFFIX = kcp.error_suffix(
     "internal", "the reply could not be written; the server log says why"
 )
-MAX_OWED_BYTES = 16 * MAX_PAGE_BYTES
+MAX_OWED_BYTES = 4 * MAX_PAGE_BYTES
 """The most a connection's owed replies may hold, as ``reserved_bytes`` counts them: past
 it, the connection reads no further request until replies have been written."""
 _LISTING = (messages.ListJobs, messages.ListRuns, messages.ListRules, messages.GetOutput)
