@@ -126,8 +126,14 @@ class ReplyServer:
 
     def send(self, peer: bytes, items: Sequence[messages.Item]) -> None:
         """Answer ``peer``; a peer that has gone away is skipped silently."""
+        frames = messages.encode(items)
+        if len(frames[1]) > MAX_MESSAGE_BYTES and len(items) > 1:  # the peer would drop it
+            half = len(items) // 2
+            self.send(peer, items[:half])
+            self.send(peer, items[half:])
+            return
         try:
-            self._socket.send_multipart([peer, *messages.encode(items)], zmq.NOBLOCK)
+            self._socket.send_multipart([peer, *frames], zmq.NOBLOCK)
         except zmq.Again:
             _log.warning("bus.reply_dropped", endpoint=self.endpoint, items=len(items))
 
@@ -157,7 +163,20 @@ class RequestClient:
 
     def try_send(self, items: Sequence[messages.Item]) -> bool:
         """Queue a batch; False when no server is connected or its queue is full."""
-        return _send_now(self._socket, messages.encode(items), self.endpoint)
+        return self.try_send_frames(self.encode(items))
+
+    def encode(self, items: Sequence[messages.Item]) -> list[bytes]:
+        """The frames of a batch; MessageError when they pass MAX_MESSAGE_BYTES (the server
+        would drop the connection, and with it every request in flight)."""
+        frames = messages.encode(items)
+        if len(frames[1]) > MAX_MESSAGE_BYTES:
+            raise MessageError(f"{len(frames[1])} bytes, over the {MAX_MESSAGE_BYTES} a "
+                               "message to storage may hold")  # fmt: skip
+        return frames
+
+    def try_send_frames(self, frames: list[bytes]) -> bool:
+        """Queue an encoded batch; False when no server is connected or its queue is full."""
+        return _send_now(self._socket, frames, self.endpoint)
 
     async def receive(self) -> list[messages.Item]:
         """The next decodable batch of replies."""

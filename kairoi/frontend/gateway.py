@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from kairoi import log, messages
 from kairoi.bus import RequestClient
+from kairoi.errors import MessageError
 from kairoi.frontend.replies import Owed, Sink
 
 _log = log.get("kairoi.frontend")
@@ -92,18 +93,40 @@ class Gateway:
 
     def submit(self, sink: Sink, batch: Sequence[tuple[Owed, messages.Request]]) -> None:
         first = self._last_correlation + 1
-        items: list[messages.Item] = []
-        for correlation, (slot, request) in enumerate(batch, start=first):
+        items: list[messages.Item] = [
+            (correlation, request) for correlation, (_, request) in enumerate(batch, start=first)
+        ]
+        try:
+            frames = self._client.encode(items)
+        except MessageError as exc:
+            self._too_large(sink, batch, str(exc))
+            return
+        for correlation, (slot, _) in enumerate(batch, start=first):
             self._pending[correlation] = (sink, slot)
-            items.append((correlation, request))
         self._last_correlation = last = first + len(batch) - 1
         loop = asyncio.get_running_loop()
         loop.call_later(self._timeout, self._expire, first, last)
-        if self._outbox or not self._client.try_send(items):
+        if self._outbox or not self._client.try_send_frames(frames):
             self._outbox.append(items)
             if self._retry is None:
                 self._note_reachable(False)
                 self._retry = loop.call_later(RETRY_SECONDS, self._send_outbox)
+
+    def _too_large(
+        self, sink: Sink, batch: Sequence[tuple[Owed, messages.Request]], reason: str
+    ) -> None:
+        """A batch over the bus's message size: sent in halves, down to the one request too
+        large on its own, refused."""
+        if len(batch) > 1:
+            half = len(batch) // 2
+            self.submit(sink, batch[:half])
+            self.submit(sink, batch[half:])
+            return
+        slot, request = batch[0]
+        error = messages.Failed(code="invalid", reason=f"the request is too large: {reason}")
+        _log.warning("storage.request_too_large", request=type(request).__name__, reason=reason)
+        answer(slot, error)
+        deliver({sink})
 
     def _send_outbox(self) -> None:
         """Retry what waits for storage, oldest first; requests already expired are left out."""

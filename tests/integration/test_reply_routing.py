@@ -19,9 +19,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from kairoi import config, messages
-from kairoi.bus import ReplyServer, RequestClient
+from kairoi.bus import MAX_MESSAGE_BYTES, ReplyServer, RequestClient
 from kairoi.frontend.actor import Frontend
-from kairoi.frontend.gateway import supervised
+from kairoi.frontend.gateway import Gateway, supervised
+from kairoi.frontend.replies import Owed, Slot
 
 BAD_STATS = messages.Stats(names=("planned", "failed"), values=(1,))
 
@@ -170,3 +171,70 @@ def test_a_failing_task_is_logged_and_started_again() -> None:
     failed = [entry for entry in logs if entry["event"] == "frontend.task_failed"]
     assert [entry["task"] for entry in failed] == ["replies", "replies"]
     assert all(entry["exc_info"] is True for entry in failed)
+
+
+class Recorder:
+    """A sink that counts its deliveries."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+
+    def deliver(self) -> None:
+        self.delivered += 1
+
+
+def test_a_request_over_the_message_size_is_refused_and_the_rest_go_on(endpoint: str) -> None:
+    huge = messages.SetJobs(
+        job_ids=tuple(f"{n:03}" + "x" * 60_000 for n in range(MAX_MESSAGE_BYTES // 60_000 + 10)),
+        due_us=(0,) * (MAX_MESSAGE_BYTES // 60_000 + 10),
+    )
+    slots = [Slot(b"1"), Slot(b"2"), Slot(b"3")]
+
+    async def scenario() -> None:
+        client = RequestClient(endpoint)
+        gateway, sink = Gateway(client, timeout=5.0), Recorder()
+        routing = asyncio.create_task(gateway.run())
+        try:
+            batch: list[tuple[Owed, messages.Request]] = [
+                (slots[0], messages.Ping()), (slots[1], huge), (slots[2], messages.Ping()),
+            ]  # fmt: skip
+            gateway.submit(sink, batch)
+            while any(slot.line is None for slot in slots):
+                await asyncio.sleep(0.01)
+        finally:
+            routing.cancel()
+            client.close()
+
+    with faulty_storage(endpoint), capture_logs() as logs:
+        asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert slots[0].line == b"1 OK PONG\n" and slots[2].line == b"3 OK PONG\n"
+    assert slots[1].line is not None
+    assert slots[1].line.startswith(b'2 ERROR invalid "the request is too large: ')
+    assert [
+        entry["request"] for entry in logs if entry["event"] == "storage.request_too_large"
+    ] == ["SetJobs"]
+
+
+def test_replies_over_the_message_size_reach_the_peer_in_parts(endpoint: str) -> None:
+    """Storage's answers to one batch may pass MAX_MESSAGE_BYTES together (the peer would
+    drop such a message, and with it every reply in it): they go out in parts."""
+    output = b"o" * (MAX_MESSAGE_BYTES // 3)
+    replies: list[messages.Item] = [(n, messages.Output(run=n, output=output)) for n in range(4)]
+
+    async def scenario() -> list[messages.Item]:
+        server, client = ReplyServer(endpoint), RequestClient(endpoint)
+        try:
+            while not client.try_send([(9, messages.Ping())]):
+                await asyncio.sleep(0.01)
+            while (received := server.receive_nowait()) is None:
+                await asyncio.sleep(0.01)
+            server.send(received[0], replies)
+            got: list[messages.Item] = []
+            while len(got) < len(replies):
+                got += await client.receive()
+            return got
+        finally:
+            client.close()
+            server.close()
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 20)) == replies
