@@ -18,9 +18,9 @@ from typing import Any, TypeVar, assert_never, cast
 from kairoi import log, messages
 from kairoi.bus import ControlServer, RequestClient
 from kairoi.config import Config, parse_listen
-from kairoi.control import protocol as control
 from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend import jobfiles, kcp
+from kairoi.frontend.control_door import ControlDoor
 from kairoi.frontend.gateway import Gateway, supervised
 from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
 from kairoi.frontend.replies import (
@@ -235,58 +235,6 @@ class Connection(asyncio.Protocol):
             self._read_paused = False
 
 
-class ControlSlot:
-    """A control-bus request's reply: sent as soon as storage answers (each carries its own
-    route back, so replies need no order)."""
-
-    __slots__ = ("_envelope", "_request_id", "_server")
-
-    def __init__(self, server: ControlServer, envelope: list[bytes], request_id: Any) -> None:
-        self._server = server
-        self._envelope = envelope
-        self._request_id = request_id
-
-    def answer(self, reply: messages.Message) -> None:
-        self._server.send(self._envelope, control.encode_reply(self._request_id, reply))
-
-    def expire(self) -> None:
-        reason = "storage did not answer; the outcome is unknown"
-        body = control.encode_error(self._request_id, "unavailable", reason)
-        self._server.send(self._envelope, body)
-
-
-class ControlDoor:
-    """The control bus: msgpack requests from operators' tools, through storage like KCP's,
-    so that a job stopped, disabled or deleted by either door is the same."""
-
-    def __init__(self, server: ControlServer, gateway: Gateway) -> None:
-        self._server = server
-        self._gateway = gateway
-
-    async def run(self) -> None:
-        while True:
-            envelope, body = await self._server.receive()
-            if body is None:
-                reason = "expected a request frame after an empty delimiter frame (use REQ)"
-                self._server.send(envelope, control.encode_error(None, "invalid", reason))
-                continue
-            try:
-                request_id, request = control.decode_request(body)
-            except control.ControlError as exc:
-                body = control.encode_error(exc.request_id, "invalid", exc.reason)
-                self._server.send(envelope, body)
-                continue
-            except Exception as exc:  # a bug must not take the control bus down
-                _log.exception("control.request_failed", reason=repr(exc))
-                body = control.encode_error(None, "internal", f"cannot read it: {exc!r}")
-                self._server.send(envelope, body)
-                continue
-            self._gateway.submit(self, [(ControlSlot(self._server, envelope, request_id), request)])
-
-    def deliver(self) -> None:
-        """Replies went out as they were answered."""
-
-
 JOB_FILE_RETRY_SECONDS = 2.0
 """How soon a job file is sent again when storage did not answer."""
 
@@ -314,6 +262,9 @@ class JobFileLoader:
             return
         except jobfiles.FileError as exc:
             _log.error("jobs.refused", file=path, line=exc.line, reason=exc.reason)
+            return
+        except Exception:  # a bug reading one file must not stop the frontend
+            _log.exception("jobs.refused", file=path, line=0, reason="internal error")
             return
         self._gateway.submit(self, [(JobFileSlot(self, job_file), job_file.request)])
 
@@ -410,6 +361,7 @@ class Frontend:
 async def run(config: Config) -> None:
     """Serve KCP and the control bus until SIGTERM or SIGINT."""
     stop = stop_on_signals()
+    asyncio.get_running_loop().set_exception_handler(_log_loop_error)
     client = RequestClient(config.storage_endpoint)
     try:
         control_server = ControlServer(config.control_endpoint)
@@ -419,3 +371,10 @@ async def run(config: Config) -> None:
             control_server.close()
     finally:
         client.close()
+
+
+def _log_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """What the event loop caught (a callback or protocol method that raised), as an event
+    with its traceback rather than asyncio's bare log line."""
+    _log.error("frontend.callback_failed", reason=context.get("message"),
+               exc_info=context.get("exception") or False)  # fmt: skip
