@@ -4,9 +4,12 @@ few large reads cannot take storage's memory."""
 
 from __future__ import annotations
 
-from kairoi import messages
+import pytest
+
+from kairoi import config, messages
 from kairoi.clock import FakeClock
 from kairoi.domain import MAX_LIST, MAX_PAGE_BYTES, MAX_STRING_BYTES
+from kairoi.errors import ConfigError
 from kairoi.frontend.replies import render
 from kairoi.storage.engine import BATCH_REPLY_BYTES, Engine
 from kairoi.storage.kv import KeyValueStore
@@ -120,3 +123,11 @@ def test_a_page_cut_short_ends_with_its_cursor() -> None:
     )  # fmt: skip
     assert render(b"1", messages.Runs(runs=(run,), more=True)).endswith(b"1 OK 1 BEFORE 7\n")
     assert render(b"1", messages.Runs(runs=(run,))).endswith(b"1 OK 1\n")
+
+
+def test_a_run_output_is_kept_within_a_page() -> None:
+    with pytest.raises(
+        ConfigError, match=r"'runners\.shell\.output_bytes' must be at most 1048576"
+    ):
+        config.parse(f"[runners.shell]\noutput_bytes = {MAX_PAGE_BYTES + 1}\n")
+    assert config.parse(f"[runners.shell]\noutput_bytes = {MAX_PAGE_BYTES}\n")
