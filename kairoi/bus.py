@@ -1,8 +1,8 @@
 """All of Kairoi's ZeroMQ code: the sockets processes talk over, and nothing else.
 
-Each socket carries batches of ``messages`` items, no frame larger than MAX_MESSAGE_BYTES. A
-batch that does not decode is logged as ``bus.message_dropped`` and skipped: a bad peer never
-stops a process. ZeroMQ's own errors
+Each socket carries batches of ``messages`` items, no frame larger than MAX_MESSAGE_BYTES
+(the control bus's requests, MAX_CONTROL_BYTES). A batch that does not decode is logged as
+``bus.message_dropped`` and skipped: a bad peer never stops a process. ZeroMQ's own errors
 become ``BusError`` here, so no other module imports ``zmq``.
 """
 
@@ -24,11 +24,14 @@ from kairoi.runtime import private_directory, private_file
 _log = log.get("kairoi.bus")
 HIGH_WATER_MARK = 100_000
 """Batches queued per socket and peer before a sender is refused."""
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-"""The largest frame any socket takes (ZMQ_MAXMSGSIZE); a peer that sends a larger one is
-disconnected before ZeroMQ holds it. Well above the largest legitimate batch: storage's
-replies to one batch are bounded by MAX_PAGE_BYTES a page and its reply budget, a frontend
-batch by what one connection sends at once."""
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+"""The largest frame a socket between Kairoi's processes takes (ZMQ_MAXMSGSIZE): a peer that
+sends a larger one is disconnected before ZeroMQ holds it. Above the largest legitimate
+batch: a claim of ``dispatcher.claim_batch`` (1,000) runs whose ids, rules and arguments are
+at their longest (about 320 KiB a run), a lease renewal of 1,024 runs, storage's listings of
+one batch (16 MiB). Larger batches of many items go out in parts."""
+MAX_CONTROL_BYTES = MAX_MESSAGE_BYTES // 512
+"""The control bus's limit (1 MiB): its requests hold a job id (at most 64 KiB) and an id."""
 
 
 def _ipc_path(endpoint: str) -> str | None:
@@ -44,11 +47,11 @@ def _prepare(endpoint: str) -> None:
         private_directory(os.path.dirname(os.path.abspath(path)))
 
 
-def _configure(socket: zmq.Socket[Any], linger_ms: int) -> None:
+def _configure(socket: zmq.Socket[Any], linger_ms: int, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
     socket.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
     socket.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
     socket.setsockopt(zmq.LINGER, linger_ms)
-    socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    socket.setsockopt(zmq.MAXMSGSIZE, max_bytes)
 
 
 def _bind(socket: zmq.Socket[Any], endpoint: str, close: Callable[[], None]) -> str:
@@ -93,10 +96,11 @@ class ReplyServer:
     Synchronous: the storage loop waits on it together with other descriptors.
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.ROUTER)
-        _configure(self._socket, linger_ms=1_000)
+        self._max_bytes = max_bytes
+        _configure(self._socket, linger_ms=1_000, max_bytes=max_bytes)
         self.endpoint = _bind(self._socket, endpoint, self.close)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
@@ -127,7 +131,7 @@ class ReplyServer:
     def send(self, peer: bytes, items: Sequence[messages.Item]) -> None:
         """Answer ``peer``; a peer that has gone away is skipped silently."""
         frames = messages.encode(items)
-        if len(frames[1]) > MAX_MESSAGE_BYTES and len(items) > 1:  # the peer would drop it
+        if len(frames[1]) > self._max_bytes and len(items) > 1:  # the peer would drop it
             half = len(items) // 2
             self.send(peer, items[:half])
             self.send(peer, items[half:])
@@ -149,11 +153,12 @@ class RequestClient:
     once when the server is down instead of queueing requests it would apply much later.
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.endpoint = endpoint
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.DEALER)
-        _configure(self._socket, linger_ms=0)
+        self._max_bytes = max_bytes
+        _configure(self._socket, linger_ms=0, max_bytes=max_bytes)
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         try:
             self._socket.connect(endpoint)
@@ -166,12 +171,12 @@ class RequestClient:
         return self.try_send_frames(self.encode(items))
 
     def encode(self, items: Sequence[messages.Item]) -> list[bytes]:
-        """The frames of a batch; MessageError when they pass MAX_MESSAGE_BYTES (the server
+        """The frames of a batch; MessageError when they pass the message size (the server
         would drop the connection, and with it every request in flight)."""
         frames = messages.encode(items)
-        if len(frames[1]) > MAX_MESSAGE_BYTES:
-            raise MessageError(f"{len(frames[1])} bytes, over the {MAX_MESSAGE_BYTES} a "
-                               "message to storage may hold")  # fmt: skip
+        if len(frames[1]) > self._max_bytes:
+            raise MessageError(f"{len(frames[1])} bytes, over the {self._max_bytes} a "
+                               "message may hold")  # fmt: skip
         return frames
 
     def try_send_frames(self, frames: list[bytes]) -> bool:
@@ -238,7 +243,7 @@ class ControlServer:
     def __init__(self, endpoint: str) -> None:
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
-        _configure(self._socket, linger_ms=0)
+        _configure(self._socket, linger_ms=0, max_bytes=MAX_CONTROL_BYTES)
         self.endpoint = _bind(self._socket, endpoint, self.close)
 
     async def receive(self) -> tuple[list[bytes], bytes | None]:
@@ -267,7 +272,7 @@ class ControlClient:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.REQ)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # answers from Kairoi
         self.endpoint = endpoint
         try:
             self._socket.connect(endpoint)

@@ -19,12 +19,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from kairoi import config, messages
-from kairoi.bus import MAX_MESSAGE_BYTES, ReplyServer, RequestClient
+from kairoi.bus import ReplyServer, RequestClient
 from kairoi.frontend.actor import Frontend
 from kairoi.frontend.gateway import Gateway, supervised
 from kairoi.frontend.replies import Owed, Slot
 
 BAD_STATS = messages.Stats(names=("planned", "failed"), values=(1,))
+SMALL_LIMIT = 4 << 20
+"""A message size for the tests of what passes it (the real one is hundreds of MiB)."""
 
 
 @pytest.fixture
@@ -184,14 +186,14 @@ class Recorder:
 
 
 def test_a_request_over_the_message_size_is_refused_and_the_rest_go_on(endpoint: str) -> None:
+    count = SMALL_LIMIT // 60_000 + 10
     huge = messages.SetJobs(
-        job_ids=tuple(f"{n:03}" + "x" * 60_000 for n in range(MAX_MESSAGE_BYTES // 60_000 + 10)),
-        due_us=(0,) * (MAX_MESSAGE_BYTES // 60_000 + 10),
+        job_ids=tuple(f"{n:03}" + "x" * 60_000 for n in range(count)), due_us=(0,) * count
     )
     slots = [Slot(b"1"), Slot(b"2"), Slot(b"3")]
 
     async def scenario() -> None:
-        client = RequestClient(endpoint)
+        client = RequestClient(endpoint, max_bytes=SMALL_LIMIT)
         gateway, sink = Gateway(client, timeout=5.0), Recorder()
         routing = asyncio.create_task(gateway.run())
         try:
@@ -216,13 +218,14 @@ def test_a_request_over_the_message_size_is_refused_and_the_rest_go_on(endpoint:
 
 
 def test_replies_over_the_message_size_reach_the_peer_in_parts(endpoint: str) -> None:
-    """Storage's answers to one batch may pass MAX_MESSAGE_BYTES together (the peer would
+    """Storage's answers to one batch may pass the message size together (the peer would
     drop such a message, and with it every reply in it): they go out in parts."""
-    output = b"o" * (MAX_MESSAGE_BYTES // 3)
+    output = b"o" * (SMALL_LIMIT // 3)
     replies: list[messages.Item] = [(n, messages.Output(run=n, output=output)) for n in range(4)]
 
     async def scenario() -> list[messages.Item]:
-        server, client = ReplyServer(endpoint), RequestClient(endpoint)
+        server = ReplyServer(endpoint, max_bytes=SMALL_LIMIT)
+        client = RequestClient(endpoint, max_bytes=SMALL_LIMIT)
         try:
             while not client.try_send([(9, messages.Ping())]):
                 await asyncio.sleep(0.01)
