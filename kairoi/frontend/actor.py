@@ -27,6 +27,7 @@ from kairoi.frontend.replies import (
     INTERNAL_SUFFIX,
     MAX_OWED_BYTES,
     AnySlot,
+    OwedBytes,
     SetsSlot,
     Slot,
     reserved_bytes,
@@ -50,7 +51,7 @@ class Connection(asyncio.Protocol):
         self._read_paused = self._write_paused = False
         self._closing = False  # answer what is owed, read nothing more, then close
         self._eof = False
-        self._owed_bytes = 0  # what the replies owed may hold (``reserved_bytes``)
+        self._bytes = OwedBytes()  # what the replies owed hold, or may once answered
         self._backlog = False  # parsed input left unread while too many bytes were owed
 
     @property
@@ -64,7 +65,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._slots.clear()
-        self._owed = self._owed_bytes = 0
+        self._owed = self._bytes.value = 0
         self._frontend.forget(self)
 
     def data_received(self, data: bytes) -> None:
@@ -91,7 +92,7 @@ class Connection(asyncio.Protocol):
     def _may_read(self) -> bool:
         """Whether more requests may be read: the client reads its replies, and those owed
         hold less than their bound."""
-        return not self._write_paused and self._owed_bytes < MAX_OWED_BYTES
+        return not self._write_paused and self._bytes.value < MAX_OWED_BYTES
 
     def stop(self) -> None:
         """Shutting down: read nothing more, answer what is owed, then close."""
@@ -118,7 +119,7 @@ class Connection(asyncio.Protocol):
         while slots and slots[0].line is not None:
             slot = slots.popleft()
             self._owed -= slot.size
-            self._owed_bytes -= slot.reserved
+            self._bytes.value -= slot.reserved
             ready.append(slot.line)
         if ready:
             transport.write(b"".join(ready))  # type: ignore[arg-type]
@@ -204,12 +205,13 @@ class Connection(asyncio.Protocol):
         if isinstance(asked, Local):
             self._owe(Slot(prefix, prefix + asked.suffix))
         else:
-            batch.append((self._owe(Slot(prefix, reserved=reserved_bytes(asked))), asked))
+            slot = Slot(prefix, reserved=reserved_bytes(asked), owed=self._bytes)
+            batch.append((self._owe(slot), asked))
 
     def _owe(self, slot: SlotT) -> SlotT:
         self._slots.append(slot)
         self._owed += slot.size
-        self._owed_bytes += slot.reserved
+        self._bytes.value += slot.reserved
         return slot
 
     def _answer_malformed(self, malformed: kcp.Malformed) -> None:
@@ -225,7 +227,7 @@ class Connection(asyncio.Protocol):
             return
         pause = (
             self._closing or self._write_paused or self._backlog
-            or self._owed >= self._max_pending or self._owed_bytes >= MAX_OWED_BYTES
+            or self._owed >= self._max_pending or self._bytes.value >= MAX_OWED_BYTES
         )  # fmt: skip
         if pause and not self._read_paused:
             transport.pause_reading()

@@ -18,34 +18,58 @@ INTERNAL_SUFFIX = kcp.error_suffix(
     "internal", "the reply could not be written; the server log says why"
 )
 MAX_OWED_BYTES = 4 * MAX_PAGE_BYTES
-"""The most a connection's owed replies may hold, as ``reserved_bytes`` counts them: past
-it, the connection reads no further request until replies have been written."""
+"""The most a connection's owed replies may hold (``OwedBytes``): past it, the connection
+reads no further request until replies have been written."""
 _LISTING = (messages.ListJobs, messages.ListRuns, messages.ListRules, messages.GetOutput)
 
 
 def reserved_bytes(request: messages.Request) -> int:
     """What the reply to ``request`` may hold, counted against MAX_OWED_BYTES before it
     comes: a page for what lists things or shows an output, nothing for the rest (short
-    replies, bounded by ``controller.max_pending`` in number)."""
+    replies, counted once they come, and bounded by ``controller.max_pending`` in number)."""
     return MAX_PAGE_BYTES if isinstance(request, _LISTING) else 0
 
 
 class Slot:
     """One owed reply: the request's id, then its whole line once known."""
 
-    __slots__ = ("line", "prefix", "reserved")
+    __slots__ = ("_owed", "line", "prefix", "reserved")
     size = 1
 
-    def __init__(self, prefix: bytes, line: bytes | None = None, reserved: int = 0) -> None:
+    def __init__(
+        self,
+        prefix: bytes,
+        line: bytes | None = None,
+        reserved: int = 0,
+        owed: OwedBytes | None = None,
+    ) -> None:
         self.prefix = prefix
         self.line = line
         self.reserved = reserved
+        self._owed = owed
 
     def answer(self, reply: messages.Message) -> None:
-        self.line = render(self.prefix, reply)
+        self._fill(render(self.prefix, reply))
 
     def expire(self) -> None:
-        self.line = self.prefix + UNAVAILABLE
+        self._fill(self.prefix + UNAVAILABLE)
+
+    def _fill(self, line: bytes) -> None:
+        """Hold ``line``; from now on it, not the reservation, counts in ``owed``."""
+        self.line = line
+        if self._owed is not None:
+            self._owed.value += len(line) - self.reserved
+            self.reserved = len(line)
+
+
+class OwedBytes:
+    """What a connection's owed replies hold: each slot's reservation (``reserved_bytes``)
+    until it is answered, then its line, until it is written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
 
 
 class SetsSlot:

@@ -22,7 +22,7 @@ from kairoi import config, messages
 from kairoi.bus import ReplyServer, RequestClient
 from kairoi.frontend.actor import Frontend
 from kairoi.frontend.gateway import Gateway, supervised
-from kairoi.frontend.replies import Owed, Slot
+from kairoi.frontend.replies import Owed, OwedBytes, Slot
 
 BAD_STATS = messages.Stats(names=("planned", "failed"), values=(1,))
 SMALL_LIMIT = 4 << 20
@@ -241,3 +241,18 @@ def test_replies_over_the_message_size_reach_the_peer_in_parts(endpoint: str) ->
             server.close()
 
     assert asyncio.run(asyncio.wait_for(scenario(), 20)) == replies
+
+
+def test_an_answered_slot_counts_its_line_instead_of_its_reservation() -> None:
+    owed = OwedBytes()
+    listing = Slot(b"1", reserved=1 << 20, owed=owed)
+    owed.value += listing.reserved  # as the connection does when it owes the slot
+    listing.answer(messages.Jobs(jobs=()))
+    assert listing.line == b"1 OK 0\n" and owed.value == listing.reserved == len(listing.line)
+    big = messages.JobState(
+        job_id="j", status="planned", next_due_us=None, run=0, last_outcome="",
+        last_finished_us=None, when="x" * 100_000, options=(),
+    )  # fmt: skip
+    getting = Slot(b"2", owed=owed)
+    getting.answer(big)
+    assert getting.line is not None and owed.value == len(listing.line) + len(getting.line)
