@@ -43,8 +43,8 @@ def _prepare(endpoint: str) -> None:
     """Make the directory of an ``ipc://`` endpoint private to this user (created 0700, or
     tightened to it; refused when it is another user's)."""
     path = _ipc_path(endpoint)
-    if path is not None:
-        private_directory(os.path.dirname(os.path.abspath(path)))
+    if path is not None and os.path.dirname(path):  # not the working directory itself
+        private_directory(os.path.dirname(path))
 
 
 def _configure(socket: zmq.Socket[Any], linger_ms: int, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
