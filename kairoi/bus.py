@@ -1,6 +1,7 @@
 """All of Kairoi's ZeroMQ code: the sockets processes talk over, and nothing else.
 
-Each socket carries batches of ``messages`` items. A batch that does not decode is logged as
+Each socket carries batches of ``messages`` items, no frame larger than MAX_MESSAGE_BYTES
+(the control bus's requests, MAX_CONTROL_BYTES). A batch that does not decode is logged as
 ``bus.message_dropped`` and skipped: a bad peer never stops a process. ZeroMQ's own errors
 become ``BusError`` here, so no other module imports ``zmq``.
 """
@@ -18,23 +19,39 @@ import zmq.asyncio
 
 from kairoi import log, messages
 from kairoi.errors import BusError, MessageError
+from kairoi.runtime import private_directory, private_file
 
 _log = log.get("kairoi.bus")
 HIGH_WATER_MARK = 100_000
 """Batches queued per socket and peer before a sender is refused."""
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+"""The largest frame a socket between Kairoi's processes takes (ZMQ_MAXMSGSIZE): a peer that
+sends a larger one is disconnected before ZeroMQ holds it. Above the largest legitimate
+batch: a claim of ``dispatcher.claim_batch`` (1,000) runs whose ids, rules and arguments are
+at their longest (about 320 KiB a run), a lease renewal of 1,024 runs, storage's listings of
+one batch (16 MiB). Larger batches of many items go out in parts."""
+MAX_CONTROL_BYTES = MAX_MESSAGE_BYTES // 512
+"""The control bus's limit (1 MiB): its requests hold a job id (at most 64 KiB) and an id."""
+
+
+def _ipc_path(endpoint: str) -> str | None:
+    scheme, _, path = endpoint.partition("://")
+    return path if scheme == "ipc" and not path.startswith("@") else None  # @: abstract
 
 
 def _prepare(endpoint: str) -> None:
-    """Create the directory of an ``ipc://`` endpoint."""
-    scheme, _, path = endpoint.partition("://")
-    if scheme == "ipc" and os.path.dirname(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    """Make the directory of an ``ipc://`` endpoint private to this user (created 0700, or
+    tightened to it; refused when it is another user's)."""
+    path = _ipc_path(endpoint)
+    if path is not None and os.path.dirname(path):  # not the working directory itself
+        private_directory(os.path.dirname(path))
 
 
-def _configure(socket: zmq.Socket[Any], linger_ms: int) -> None:
+def _configure(socket: zmq.Socket[Any], linger_ms: int, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
     socket.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
     socket.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
     socket.setsockopt(zmq.LINGER, linger_ms)
+    socket.setsockopt(zmq.MAXMSGSIZE, max_bytes)
 
 
 def _bind(socket: zmq.Socket[Any], endpoint: str, close: Callable[[], None]) -> str:
@@ -42,6 +59,8 @@ def _bind(socket: zmq.Socket[Any], endpoint: str, close: Callable[[], None]) -> 
     try:
         _prepare(endpoint)
         socket.bind(endpoint)
+        if (path := _ipc_path(endpoint)) is not None:
+            private_file(path)  # in a private directory already: this is a second lock
     except (zmq.ZMQError, OSError) as exc:
         close()
         raise BusError(f"cannot bind {endpoint}: {exc}") from exc
@@ -77,10 +96,11 @@ class ReplyServer:
     Synchronous: the storage loop waits on it together with other descriptors.
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.ROUTER)
-        _configure(self._socket, linger_ms=1_000)
+        self._max_bytes = max_bytes
+        _configure(self._socket, linger_ms=1_000, max_bytes=max_bytes)
         self.endpoint = _bind(self._socket, endpoint, self.close)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
@@ -110,8 +130,14 @@ class ReplyServer:
 
     def send(self, peer: bytes, items: Sequence[messages.Item]) -> None:
         """Answer ``peer``; a peer that has gone away is skipped silently."""
+        frames = messages.encode(items)
+        if len(frames[1]) > self._max_bytes and len(items) > 1:  # the peer would drop it
+            half = len(items) // 2
+            self.send(peer, items[:half])
+            self.send(peer, items[half:])
+            return
         try:
-            self._socket.send_multipart([peer, *messages.encode(items)], zmq.NOBLOCK)
+            self._socket.send_multipart([peer, *frames], zmq.NOBLOCK)
         except zmq.Again:
             _log.warning("bus.reply_dropped", endpoint=self.endpoint, items=len(items))
 
@@ -127,11 +153,12 @@ class RequestClient:
     once when the server is down instead of queueing requests it would apply much later.
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.endpoint = endpoint
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.DEALER)
-        _configure(self._socket, linger_ms=0)
+        self._max_bytes = max_bytes
+        _configure(self._socket, linger_ms=0, max_bytes=max_bytes)
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         try:
             self._socket.connect(endpoint)
@@ -141,7 +168,20 @@ class RequestClient:
 
     def try_send(self, items: Sequence[messages.Item]) -> bool:
         """Queue a batch; False when no server is connected or its queue is full."""
-        return _send_now(self._socket, messages.encode(items), self.endpoint)
+        return self.try_send_frames(self.encode(items))
+
+    def encode(self, items: Sequence[messages.Item]) -> list[bytes]:
+        """The frames of a batch; MessageError when they pass the message size (the server
+        would drop the connection, and with it every request in flight)."""
+        frames = messages.encode(items)
+        if len(frames[1]) > self._max_bytes:
+            raise MessageError(f"{len(frames[1])} bytes, over the {self._max_bytes} a "
+                               "message may hold")  # fmt: skip
+        return frames
+
+    def try_send_frames(self, frames: list[bytes]) -> bool:
+        """Queue an encoded batch; False when no server is connected or its queue is full."""
+        return _send_now(self._socket, frames, self.endpoint)
 
     async def receive(self) -> list[messages.Item]:
         """The next decodable batch of replies."""
@@ -203,7 +243,7 @@ class ControlServer:
     def __init__(self, endpoint: str) -> None:
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
-        _configure(self._socket, linger_ms=0)
+        _configure(self._socket, linger_ms=0, max_bytes=MAX_CONTROL_BYTES)
         self.endpoint = _bind(self._socket, endpoint, self.close)
 
     async def receive(self) -> tuple[list[bytes], bytes | None]:
@@ -232,6 +272,7 @@ class ControlClient:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.REQ)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # answers from Kairoi
         self.endpoint = endpoint
         try:
             self._socket.connect(endpoint)

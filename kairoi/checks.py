@@ -100,15 +100,17 @@ def _check_read(request: messages.Message) -> None:
         case messages.ListJobs(prefix=prefix, after=after, limit=limit):
             limits.lengths((prefix, after or ""), "the prefix or cursor")
             limits.LIMIT.check(limit)
-        case messages.ListRuns(job_id=job_id, limit=limit):
+        case messages.ListRuns(job_id=job_id, limit=limit, before=before):
             limits.length(job_id, "the job id")
             limits.LIMIT.check(limit)
+            if before:  # 0: from the latest
+                limits.BEFORE.check(before)
         case messages.GetOutput(job_id=job_id, run=run):
             limits.length(job_id, "the job id")
             if run:  # 0: the latest
                 limits.RUN.check(run)
-        case messages.ListRules(prefix=prefix):
-            limits.length(prefix, "the prefix")
+        case messages.ListRules(prefix=prefix, after=after):
+            limits.lengths((prefix, after or ""), "the prefix or cursor")
         case _ if isinstance(request, _JOB_ID_ONLY):
             limits.length(request.job_id, "the job id")
         case _ if isinstance(request, _RULE_ID_ONLY):

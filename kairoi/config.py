@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from kairoi.domain import MAX_PAGE_BYTES
 from kairoi.errors import ConfigError
 
 T = TypeVar("T")
@@ -237,6 +238,9 @@ def _validate(config: Config) -> None:
     _at_least("runners.processes", config.runners.processes, 0)
     _at_least("runners.shell.concurrency", config.runners.shell.concurrency, 1)
     _at_least("runners.shell.output_bytes", config.runners.shell.output_bytes, 0)
+    if config.runners.shell.output_bytes > MAX_PAGE_BYTES:  # an OUTPUT reply stays one page
+        raise ConfigError(f"'runners.shell.output_bytes' must be at most {MAX_PAGE_BYTES}, "
+                          f"not {config.runners.shell.output_bytes}")  # fmt: skip
     _at_least("runners.amqp.concurrency", config.runners.amqp.concurrency, 1)
     _at_least("history.runs_per_job", config.history.runs_per_job, 1)
     check_endpoint("control.endpoint", config.control_endpoint)

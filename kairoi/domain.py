@@ -10,6 +10,7 @@ from kairoi import limits
 
 MAX_STRING_BYTES = limits.MAX_STRING_BYTES  # every bound is in kairoi/limits.py
 MAX_LIST = limits.MAX_LIST
+MAX_PAGE_BYTES = limits.MAX_PAGE_BYTES
 
 
 class JobStatus(IntEnum):

@@ -22,6 +22,9 @@ MAX_STRING_BYTES = 65_535
 """The reference encodes every id, pattern and runner argument with a u16 length."""
 MAX_LIST = 10_000
 """The most jobs or runs one request may list."""
+MAX_PAGE_BYTES = 1_048_576
+"""About the most one reply that lists things may hold: a page ends early (with a cursor to
+go on) once its items pass it, so a reply never amplifies a short request into gigabytes."""
 MIN_INSTANT_US = -62_135_596_800_000_000
 """The first representable instant, 0001-01-01T00:00:00Z (µs since the epoch)."""
 MAX_INSTANT_US = 253_402_300_799_999_999
@@ -72,6 +75,7 @@ RETRIES = Bound("RETRIES", 0, MAX_RETRIES)
 REPEATS = Bound("Rn", 0, MAX_REPEATS)
 LIMIT = Bound("LIMIT", 1, MAX_LIST)
 RUN = Bound("a run number", 1, MAX_RUN)
+BEFORE = Bound("BEFORE", 1, MAX_RUN)
 CLAIM = Bound("the claim's limit", 0, MAX_CLAIM)
 EXIT_CODE = Bound("the exit code", -MAX_EXIT_CODE - 1, MAX_EXIT_CODE)
 

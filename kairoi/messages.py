@@ -282,10 +282,12 @@ class TriggerJob:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ListRuns:
-    """door → storage: up to ``limit`` of the job's recent runs, the newest first (Runs)."""
+    """door → storage: up to ``limit`` of the job's recent runs, the newest first, those
+    numbered below ``before`` (0: from the newest) (Runs)."""
 
     job_id: str
     limit: int
+    before: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -305,9 +307,11 @@ class GetRule:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ListRules:
-    """door → storage: every rule whose id starts with ``prefix``, in byte order (Rules)."""
+    """door → storage: every rule whose id starts with ``prefix``, in byte order, after the
+    id ``after`` (None: from the first) (Rules)."""
 
     prefix: str
+    after: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -346,9 +350,11 @@ class JobState:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Jobs:
-    """storage → door: the jobs a ListJobs asked for."""
+    """storage → door: the jobs a ListJobs asked for; ``more`` when the page ended early, at
+    MAX_PAGE_BYTES, before its limit (go on after the last job)."""
 
     jobs: tuple[JobState, ...]
+    more: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -367,9 +373,11 @@ class RunState:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Runs:
-    """storage → door: the runs a ListRuns asked for, the newest first."""
+    """storage → door: the runs a ListRuns asked for, the newest first; ``more`` when the
+    page ended early, at MAX_PAGE_BYTES (go on before the last run)."""
 
     runs: tuple[RunState, ...]
+    more: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -392,9 +400,11 @@ class RuleState:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Rules:
-    """storage → door: the rules a ListRules asked for."""
+    """storage → door: the rules a ListRules asked for; ``more`` when the page ended early,
+    at MAX_PAGE_BYTES (go on after the last rule)."""
 
     rules: tuple[RuleState, ...]
+    more: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

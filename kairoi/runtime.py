@@ -1,4 +1,5 @@
-"""What every Kairoi process does the same way: its title, its signals, its parent.
+"""What every Kairoi process does the same way: its title, its signals, its parent, its
+private directories.
 
 Signal handlers only set a flag and write to a wake-up descriptor; the process loop reads the
 flag. A process started by ``kairoi serve`` also asks the kernel to stop it if its supervisor
@@ -15,6 +16,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -23,7 +25,12 @@ from typing import Any
 
 import setproctitle
 
+from kairoi import log
+
+_log = log.get("kairoi.runtime")
 SUPERVISED_ENV = "KAIROI_SUPERVISED"
+PRIVATE_DIRECTORY_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 _PR_SET_PDEATHSIG = 1
 
 
@@ -190,3 +197,28 @@ class ShutdownFlag:
             signal.set_wakeup_fd(previous)
         self._reader.close()
         self._writer.close()
+
+
+def private_directory(path: str) -> None:
+    """Make ``path`` a directory only this user can enter, whatever the umask: created with
+    PRIVATE_DIRECTORY_MODE, or tightened to it when it is this user's and looser. One that
+    belongs to someone else (``/tmp``) is refused with OSError: its owner could reach what
+    Kairoi keeps there, and it is not Kairoi's to change."""
+    os.makedirs(path, mode=PRIVATE_DIRECTORY_MODE, exist_ok=True)
+    status = os.stat(path)
+    if status.st_uid != os.geteuid():
+        raise PermissionError(
+            f"{path} belongs to another user (uid {status.st_uid}): give Kairoi a directory "
+            "of its own (runtime.dir, database.path)"
+        )
+    loose = stat.S_IMODE(status.st_mode) & ~PRIVATE_DIRECTORY_MODE
+    if loose:
+        os.chmod(path, PRIVATE_DIRECTORY_MODE)
+        _log.info("runtime.directory_tightened", path=path,
+                            was=oct(stat.S_IMODE(status.st_mode)))  # fmt: skip
+
+
+def private_file(path: str) -> None:
+    """Make the file at ``path`` (a socket just bound) readable and writable by this user
+    only, whatever the umask it was created under."""
+    os.chmod(path, PRIVATE_FILE_MODE)

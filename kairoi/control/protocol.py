@@ -57,7 +57,7 @@ def decode_request(body: bytes) -> tuple[Any, messages.Request]:
         raise ControlError(request_id, f"cascade must be true or false, not {cascade!r:.40}")
     verb, job_id = request.get("op"), request.get("job")
     if verb not in VERBS:
-        raise ControlError(request_id, f"op must be one of {', '.join(VERBS)}, not {verb!r}")
+        raise ControlError(request_id, f"op must be one of {', '.join(VERBS)}, not {verb!r:.40}")
     if not isinstance(job_id, str):
         raise ControlError(request_id, f"job must be a string, not {job_id!r:.40}")
     if len(job_id.encode()) > MAX_STRING_BYTES:

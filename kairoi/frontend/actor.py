@@ -12,106 +12,33 @@ import asyncio
 import os
 import signal
 from collections import deque
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, assert_never, cast
 
 from kairoi import log, messages
 from kairoi.bus import ControlServer, RequestClient
 from kairoi.config import Config, parse_listen
-from kairoi.control import protocol as control
 from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend import jobfiles, kcp
+from kairoi.frontend.control_door import ControlDoor
+from kairoi.frontend.gateway import Gateway, supervised
 from kairoi.frontend.instructions import InstructionReader, Local
-from kairoi.frontend.replies import AnySlot, Owed, SetsSlot, Sink, Slot
+from kairoi.frontend.replies import (
+    INTERNAL_SUFFIX,
+    MAX_OWED_BYTES,
+    AnySlot,
+    OwedBytes,
+    SetsSlot,
+    Slot,
+    reserved_bytes,
+)
 from kairoi.runtime import stop_on_signals
 from kairoi.scripts import ScriptPolicy
 
 _log = log.get("kairoi.frontend")
 SHUTDOWN_GRACE_SECONDS = 3.0
 """Less than the supervisor's stop timeout, so owed replies go out before any SIGKILL."""
-RETRY_SECONDS = 0.01
-"""How often to try again to reach storage while requests wait for it."""
 SlotT = TypeVar("SlotT", Slot, SetsSlot)
-
-
-class Gateway:
-    """Sends requests to storage in batches and routes each reply to its slot.
-
-    While storage is unreachable (starting, restarting), batches wait in an outbox, in order,
-    and go out as soon as it is back; a request still unanswered after the request timeout is
-    answered ``unavailable``, whether it was sent or not.
-    """
-
-    def __init__(self, client: RequestClient, timeout: float) -> None:
-        self._client = client
-        self._timeout = timeout
-        self._pending: dict[int, tuple[Sink, Owed]] = {}
-        self._outbox: deque[list[messages.Item]] = deque()
-        self._retry: asyncio.TimerHandle | None = None
-        self._last_correlation = 0
-        self._reachable = True
-
-    def submit(self, sink: Sink, batch: Sequence[tuple[Owed, messages.Request]]) -> None:
-        first = self._last_correlation + 1
-        items: list[messages.Item] = []
-        for correlation, (slot, request) in enumerate(batch, start=first):
-            self._pending[correlation] = (sink, slot)
-            items.append((correlation, request))
-        self._last_correlation = last = first + len(batch) - 1
-        loop = asyncio.get_running_loop()
-        loop.call_later(self._timeout, self._expire, first, last)
-        if self._outbox or not self._client.try_send(items):
-            self._outbox.append(items)
-            if self._retry is None:
-                self._note_reachable(False)
-                self._retry = loop.call_later(RETRY_SECONDS, self._send_outbox)
-
-    def _send_outbox(self) -> None:
-        """Retry what waits for storage, oldest first; requests already expired are left out."""
-        self._retry = None
-        while self._outbox:
-            items = [item for item in self._outbox[0] if item[0] in self._pending]
-            if items and not self._client.try_send(items):
-                self._retry = asyncio.get_running_loop().call_later(
-                    RETRY_SECONDS, self._send_outbox
-                )
-                return
-            self._outbox.popleft()
-        self._note_reachable(True)
-
-    async def run(self) -> None:
-        while True:
-            touched: set[Sink] = set()
-            for correlation, reply in await self._client.receive():
-                entry = self._pending.pop(correlation, None)
-                if entry is None:
-                    continue  # already answered `unavailable` on timeout
-                connection, slot = entry
-                slot.answer(reply)
-                touched.add(connection)
-            for connection in touched:
-                connection.deliver()
-
-    def _expire(self, first: int, last: int) -> None:
-        touched: set[Sink] = set()
-        for correlation in range(first, last + 1):
-            entry = self._pending.pop(correlation, None)
-            if entry is not None:
-                entry[1].expire()
-                touched.add(entry[0])
-        if touched:
-            _log.warning("storage.timeout", requests=last - first + 1, seconds=self._timeout)
-        for connection in touched:
-            connection.deliver()
-
-    def _note_reachable(self, reachable: bool) -> None:
-        if reachable != self._reachable:
-            self._reachable = reachable
-            (_log.info if reachable else _log.warning)(
-                "storage.reachable" if reachable else "storage.unreachable",
-                endpoint=self._client.endpoint,
-            )
 
 
 class Connection(asyncio.Protocol):
@@ -125,6 +52,8 @@ class Connection(asyncio.Protocol):
         self._read_paused = self._write_paused = False
         self._closing = False  # answer what is owed, read nothing more, then close
         self._eof = False
+        self._bytes = OwedBytes()  # what the replies owed hold, or may once answered
+        self._backlog = False  # parsed input left unread while too many bytes were owed
 
     @property
     def owed(self) -> int:
@@ -137,7 +66,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._slots.clear()
-        self._owed = 0
+        self._owed = self._bytes.value = 0
         self._frontend.forget(self)
 
     def data_received(self, data: bytes) -> None:
@@ -148,10 +77,8 @@ class Connection(asyncio.Protocol):
         self.deliver()
 
     def eof_received(self) -> bool:
-        self._eof = self._closing = True
-        incomplete = self._parser.finish()
-        if incomplete is not None:
-            self._answer_malformed(incomplete)
+        self._eof = True  # what is buffered is still read, then the connection closes
+        self._read_requests()
         self.deliver()
         return True  # keep writing: a half-closed client is still owed its replies
 
@@ -161,7 +88,12 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._steer_reading()
+        self.deliver()  # reads on what waits in the parser, if anything does
+
+    def _may_read(self) -> bool:
+        """Whether more requests may be read: the client reads its replies, and those owed
+        hold less than their bound."""
+        return not self._write_paused and self._bytes.value < MAX_OWED_BYTES
 
     def stop(self) -> None:
         """Shutting down: read nothing more, answer what is owed, then close."""
@@ -169,63 +101,118 @@ class Connection(asyncio.Protocol):
         self.deliver()
 
     def deliver(self) -> None:
-        """Write every reply at the head of the queue that is ready, in request order."""
-        transport, slots = self._transport, self._slots
+        """Write every reply at the head of the queue that is ready, in request order; read
+        on what waits in the parser once the replies owed hold less than their bound."""
+        transport = self._transport
         if transport is None or transport.is_closing():
             return
-        ready = []
-        while slots and slots[0].line is not None:
-            slot = slots.popleft()
-            self._owed -= slot.size
-            ready.append(slot.line)
-        if ready:
-            transport.write(b"".join(ready))  # type: ignore[arg-type]
-        if self._closing and not slots:
+        self._write_ready(transport)
+        if self._backlog and self._may_read():
+            self._read_requests()
+            self._write_ready(transport)
+        if self._closing and not self._slots:
             transport.close()  # after what was written has been sent
         else:
             self._steer_reading()
 
+    def _write_ready(self, transport: asyncio.Transport) -> None:
+        slots, ready = self._slots, []
+        while slots and slots[0].line is not None:
+            slot = slots.popleft()
+            self._owed -= slot.size
+            self._bytes.value -= slot.reserved
+            ready.append(slot.line)
+        if ready:
+            transport.write(b"".join(ready))  # type: ignore[arg-type]
+
     def _read_requests(self) -> None:
+        """Read the parsed requests while the replies owed may grow. A fault reading one
+        answers it ``ERROR internal``; a fault of the parser itself closes the connection,
+        once what is owed has been written. Both are logged with their traceback."""
         batch: list[tuple[AnySlot, messages.Request]] = []
-        reader = self._frontend.instructions
-        while (parsed := self._parser.next()) is not None:
-            match parsed:
-                case kcp.SetLines():
-                    read = reader.read_sets(parsed.job_ids, parsed.whens)
-                    if read is None:  # not all reference times: one line at a time
-                        for message in parsed.messages():
-                            self._read_message(message, batch)
-                        continue
-                    request, refused = read
-                    sets = self._owe(SetsSlot(parsed.request_ids, refused))
-                    if request is not None:
-                        batch.append((sets, request))
-                case kcp.Message():
-                    self._read_message(parsed, batch)
-                case kcp.Malformed():
-                    self._answer_malformed(parsed)
-                    if parsed.fatal:
-                        break
+        self._backlog = False
+        while not self._closing:
+            if not self._may_read():
+                self._backlog = True  # left in the parser until replies go out
+                break
+            try:
+                parsed = self._parser.next()
+            except Exception:
+                _log.exception("kcp.parse_failed")
+                self._closing = True
+                break
+            if parsed is None:
+                if self._eof:
+                    self._finish()
+                break
+            try:
+                self._read_parsed(parsed, batch)
+            except Exception:
+                _log.exception("kcp.request_failed")
+                self._answer_internal(parsed)
         if batch:
-            self._frontend.gateway.submit(self, batch)
+            try:
+                self._frontend.gateway.submit(self, batch)
+            except Exception:  # its slots are answered `unavailable` when they expire
+                _log.exception("storage.submit_failed", requests=len(batch))
+
+    def _answer_internal(self, parsed: kcp.Parsed) -> None:
+        ids = parsed.request_ids if isinstance(parsed, kcp.SetLines) else (parsed.request_id,)
+        for request_id in ids:
+            prefix = kcp.reply_prefix(request_id)
+            self._owe(Slot(prefix, prefix + INTERNAL_SUFFIX))
+
+    def _finish(self) -> None:
+        """The client sent its last byte: answer a message left without its LF, then close."""
+        self._closing = True
+        incomplete = self._parser.finish()
+        if incomplete is not None:
+            self._answer_malformed(incomplete)
+
+    def _read_parsed(
+        self, parsed: kcp.Parsed, batch: list[tuple[AnySlot, messages.Request]]
+    ) -> None:
+        match parsed:
+            case kcp.SetLines():
+                read = self._frontend.instructions.read_sets(parsed.job_ids, parsed.whens)
+                if read is None:  # not all reference times: one line at a time
+                    for message in parsed.messages():
+                        self._read_message(message, batch)
+                    return
+                request, refused = read
+                sets = self._owe(SetsSlot(parsed.request_ids, refused))
+                if request is not None:
+                    batch.append((sets, request))
+            case kcp.Message():
+                self._read_message(parsed, batch)
+            case kcp.Malformed():
+                self._answer_malformed(parsed)
+            case _:
+                assert_never(parsed)
 
     def _read_message(
         self, message: kcp.Message, batch: list[tuple[AnySlot, messages.Request]]
     ) -> None:
-        slot = self._owe(Slot(kcp.reply_prefix(message.request_id)))
+        prefix = kcp.reply_prefix(message.request_id)
         try:
             asked = self._frontend.instructions.read(message.arguments)
         except KairoiError as exc:
-            slot.line = slot.prefix + kcp.error_suffix(exc.code, exc.reason)
+            self._owe(Slot(prefix, prefix + kcp.error_suffix(exc.code, exc.reason)))
+            return
+        except Exception:  # a bug reading one request must not cost the connection
+            _log.exception("kcp.request_failed", request=prefix.decode())
+            self._owe(Slot(prefix, prefix + INTERNAL_SUFFIX))
             return
         if isinstance(asked, Local):
-            slot.line = slot.prefix + asked.suffix
+            self._owe(Slot(prefix, prefix + asked.suffix))
         else:
-            batch.append((slot, asked))
+            slot = Slot(prefix, reserved=reserved_bytes(asked), owed=self._bytes)
+            batch.append((self._owe(slot), asked))
 
     def _owe(self, slot: SlotT) -> SlotT:
         self._slots.append(slot)
         self._owed += slot.size
+        self._bytes.value += slot.reserved
         return slot
 
     def _answer_malformed(self, malformed: kcp.Malformed) -> None:
@@ -239,65 +226,16 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or self._eof or transport.is_closing():
             return
-        pause = self._closing or self._write_paused or self._owed >= self._max_pending
+        pause = (
+            self._closing or self._write_paused or self._backlog
+            or self._owed >= self._max_pending or self._bytes.value >= MAX_OWED_BYTES
+        )  # fmt: skip
         if pause and not self._read_paused:
             transport.pause_reading()
             self._read_paused = True
         elif not pause and self._read_paused and self._owed <= self._max_pending // 2:
             transport.resume_reading()
             self._read_paused = False
-
-
-class ControlSlot:
-    """A control-bus request's reply: sent as soon as storage answers (each carries its own
-    route back, so replies need no order)."""
-
-    __slots__ = ("_envelope", "_request_id", "_server")
-
-    def __init__(self, server: ControlServer, envelope: list[bytes], request_id: Any) -> None:
-        self._server = server
-        self._envelope = envelope
-        self._request_id = request_id
-
-    def answer(self, reply: messages.Message) -> None:
-        self._server.send(self._envelope, control.encode_reply(self._request_id, reply))
-
-    def expire(self) -> None:
-        reason = "storage did not answer; the outcome is unknown"
-        body = control.encode_error(self._request_id, "unavailable", reason)
-        self._server.send(self._envelope, body)
-
-
-class ControlDoor:
-    """The control bus: msgpack requests from operators' tools, through storage like KCP's,
-    so that a job stopped, disabled or deleted by either door is the same."""
-
-    def __init__(self, server: ControlServer, gateway: Gateway) -> None:
-        self._server = server
-        self._gateway = gateway
-
-    async def run(self) -> None:
-        while True:
-            envelope, body = await self._server.receive()
-            if body is None:
-                reason = "expected a request frame after an empty delimiter frame (use REQ)"
-                self._server.send(envelope, control.encode_error(None, "invalid", reason))
-                continue
-            try:
-                request_id, request = control.decode_request(body)
-            except control.ControlError as exc:
-                body = control.encode_error(exc.request_id, "invalid", exc.reason)
-                self._server.send(envelope, body)
-                continue
-            except Exception as exc:  # a bug must not take the control bus down
-                _log.exception("control.request_failed", reason=repr(exc))
-                body = control.encode_error(None, "internal", f"cannot read it: {exc!r}")
-                self._server.send(envelope, body)
-                continue
-            self._gateway.submit(self, [(ControlSlot(self._server, envelope, request_id), request)])
-
-    def deliver(self) -> None:
-        """Replies went out as they were answered."""
 
 
 JOB_FILE_RETRY_SECONDS = 2.0
@@ -327,6 +265,9 @@ class JobFileLoader:
             return
         except jobfiles.FileError as exc:
             _log.error("jobs.refused", file=path, line=exc.line, reason=exc.reason)
+            return
+        except Exception:  # a bug reading one file must not stop the frontend
+            _log.exception("jobs.refused", file=path, line=0, reason="internal error")
             return
         self._gateway.submit(self, [(JobFileSlot(self, job_file), job_file.request)])
 
@@ -391,10 +332,11 @@ class Frontend:
         self.address = server.sockets[0].getsockname()[:2]
         _log.info("service.ready", listen=f"{self.address[0]}:{self.address[1]}")
         self.ready.set()
-        tasks = [asyncio.create_task(self.gateway.run())]
+        tasks = [asyncio.create_task(supervised("replies", self.gateway.run))]
         if self._control is not None:
             _log.info("control.ready", endpoint=self._control.endpoint)
-            tasks.append(asyncio.create_task(ControlDoor(self._control, self.gateway).run()))
+            door = ControlDoor(self._control, self.gateway)
+            tasks.append(asyncio.create_task(supervised("control", door.run)))
         loop.add_signal_handler(signal.SIGHUP, self.job_files.load_all)
         self.job_files.load_all()
         await stop.wait()
@@ -422,6 +364,7 @@ class Frontend:
 async def run(config: Config) -> None:
     """Serve KCP and the control bus until SIGTERM or SIGINT."""
     stop = stop_on_signals()
+    asyncio.get_running_loop().set_exception_handler(_log_loop_error)
     client = RequestClient(config.storage_endpoint)
     try:
         control_server = ControlServer(config.control_endpoint)
@@ -431,3 +374,10 @@ async def run(config: Config) -> None:
             control_server.close()
     finally:
         client.close()
+
+
+def _log_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """What the event loop caught (a callback or protocol method that raised), as an event
+    with its traceback rather than asyncio's bare log line."""
+    _log.error("frontend.callback_failed", reason=context.get("message"),
+               exc_info=context.get("exception") or False)  # fmt: skip

@@ -172,13 +172,18 @@ def _rule_request(arguments: list[str]) -> messages.Request:
         case ["UNSET", rule_id]:
             return messages.UnsetRule(rule_id=rule_id)
         case ["LIST"]:
-            return messages.ListRules(prefix="")
+            return messages.ListRules(prefix="", after=None)
         case ["LIST", prefix]:
-            return messages.ListRules(prefix=prefix)
+            return messages.ListRules(prefix=prefix, after=None)
+        case ["LIST", "AFTER", after]:
+            return messages.ListRules(prefix="", after=after)
+        case ["LIST", prefix, "AFTER", after]:
+            return messages.ListRules(prefix=prefix, after=after)
         case ["GET" | "UNSET" as word, *_]:
             raise InvalidRequest(f"RULE {word} takes 1 argument: RULE {word} <rule>")
         case ["LIST", *_]:
-            raise InvalidRequest("RULE LIST takes at most 1 argument: RULE LIST [<prefix>]")
+            raise InvalidRequest("RULE LIST takes a prefix and AFTER: "
+                                 "RULE LIST [<prefix>] [AFTER <rule>]")  # fmt: skip
         case [word, *_]:
             raise InvalidRequest(f"unknown instruction 'RULE {word}': expected RULE SET, GET, "
                                  "LIST or UNSET")  # fmt: skip
@@ -202,17 +207,22 @@ def _list_jobs(arguments: list[str]) -> messages.ListJobs:
     )
 
 
-RUNS_USAGE = "RUNS <job> [LIMIT <n>]"
+RUNS_USAGE = "RUNS <job> [LIMIT <n>] [BEFORE <run>]"
 
 
 def _list_runs(arguments: list[str]) -> messages.ListRuns:
     if not arguments:
         raise InvalidRequest(f"RUNS needs a job: {RUNS_USAGE}")
     job_id, *rest = arguments
-    options = _options(rest, ("LIMIT",), RUNS_USAGE)
+    options = _options(rest, ("LIMIT", "BEFORE"), RUNS_USAGE)
     check_lengths([job_id])
     limit = _count(options.get("LIMIT"), DEFAULT_LIST_LIMIT, RUNS_USAGE)
-    return messages.ListRuns(job_id=job_id, limit=limit)
+    return messages.ListRuns(job_id=job_id, limit=limit, before=_before(options.get("BEFORE")))
+
+
+def _before(text: str | None) -> int:
+    """RUNS's BEFORE: a run number, or 0 (from the newest) when not given."""
+    return 0 if text is None else limits.BEFORE.parse(text)
 
 
 def _output(arguments: list[str]) -> messages.GetOutput:

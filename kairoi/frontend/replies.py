@@ -8,28 +8,68 @@ from __future__ import annotations
 from typing import Protocol
 
 from kairoi import messages
+from kairoi.domain import MAX_PAGE_BYTES
 from kairoi.errors import KairoiError
 from kairoi.frontend import kcp
 from kairoi.schedule import format_instant
 
 UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
+INTERNAL_SUFFIX = kcp.error_suffix(
+    "internal", "the reply could not be written; the server log says why"
+)
+MAX_OWED_BYTES = 4 * MAX_PAGE_BYTES
+"""The most a connection's owed replies may hold (``OwedBytes``): past it, the connection
+reads no further request until replies have been written."""
+_LISTING = (messages.ListJobs, messages.ListRuns, messages.ListRules, messages.GetOutput)
+
+
+def reserved_bytes(request: messages.Request) -> int:
+    """What the reply to ``request`` may hold, counted against MAX_OWED_BYTES before it
+    comes: a page for what lists things or shows an output, nothing for the rest (short
+    replies, counted once they come, and bounded by ``controller.max_pending`` in number)."""
+    return MAX_PAGE_BYTES if isinstance(request, _LISTING) else 0
 
 
 class Slot:
     """One owed reply: the request's id, then its whole line once known."""
 
-    __slots__ = ("line", "prefix")
+    __slots__ = ("_owed", "line", "prefix", "reserved")
     size = 1
 
-    def __init__(self, prefix: bytes, line: bytes | None = None) -> None:
+    def __init__(
+        self,
+        prefix: bytes,
+        line: bytes | None = None,
+        reserved: int = 0,
+        owed: OwedBytes | None = None,
+    ) -> None:
         self.prefix = prefix
         self.line = line
+        self.reserved = reserved
+        self._owed = owed
 
     def answer(self, reply: messages.Message) -> None:
-        self.line = render(self.prefix, reply)
+        self._fill(render(self.prefix, reply))
 
     def expire(self) -> None:
-        self.line = self.prefix + UNAVAILABLE
+        self._fill(self.prefix + UNAVAILABLE)
+
+    def _fill(self, line: bytes) -> None:
+        """Hold ``line``; from now on it, not the reservation, counts in ``owed``."""
+        self.line = line
+        if self._owed is not None:
+            self._owed.value += len(line) - self.reserved
+            self.reserved = len(line)
+
+
+class OwedBytes:
+    """What a connection's owed replies hold: each slot's reservation (``reserved_bytes``)
+    until it is answered, then its line, until it is written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
 
 
 class SetsSlot:
@@ -38,6 +78,7 @@ class SetsSlot:
     others, which it was sent in order as one ``SetJobs``."""
 
     __slots__ = ("_refused", "_request_ids", "line")
+    reserved = 0
 
     def __init__(self, request_ids: tuple[str, ...], refused: dict[int, KairoiError]) -> None:
         self._request_ids = request_ids  # bare: no quoting needed
@@ -118,18 +159,22 @@ def suffix(reply: messages.Message) -> bytes:
 
 def render(prefix: bytes, reply: messages.Message) -> bytes:
     """The whole reply to a request whose id is ``prefix`` (already quoted): one line, or
-    for a list, a line per item (``<id> <KIND> …``) and a last ``<id> OK <count>``."""
+    for a list, a line per item (``<id> <KIND> …``) and a last ``<id> OK <count>`` (and the
+    cursor of a page that ended early)."""
     match reply:
         case messages.JobState():
             return prefix + _line("OK", *_job_words(reply))
-        case messages.Jobs(jobs=jobs):
-            return _listed(prefix, "JOB", [[kcp.quote(j.job_id), *_job_words(j)] for j in jobs])
-        case messages.Runs(runs=runs):
-            return _listed(prefix, "RUN", [_run_words(run) for run in runs])
+        case messages.Jobs(jobs=jobs, more=more):
+            words = [[kcp.quote(j.job_id), *_job_words(j)] for j in jobs]
+            return _listed(prefix, "JOB", words, _cursor("AFTER", more, words))
+        case messages.Runs(runs=runs, more=more):
+            words = [_run_words(run) for run in runs]
+            return _listed(prefix, "RUN", words, _cursor("BEFORE", more, words))
         case messages.RuleState():
             return prefix + _line("OK", *_rule_words(reply)[1:])
-        case messages.Rules(rules=rules):
-            return _listed(prefix, "RULE", [_rule_words(rule) for rule in rules])
+        case messages.Rules(rules=rules, more=more):
+            words = [_rule_words(rule) for rule in rules]
+            return _listed(prefix, "RULE", words, _cursor("AFTER", more, words))
         case messages.Output(run=run, output=output):
             return prefix + _line("OK", str(run), kcp.quote(output.decode("utf-8", "replace")))
         case messages.Pong():
@@ -145,9 +190,15 @@ def _line(*words: str) -> bytes:
     return (" " + " ".join(words) + "\n").encode()
 
 
-def _listed(prefix: bytes, kind: str, items: list[list[str]]) -> bytes:
+def _listed(prefix: bytes, kind: str, items: list[list[str]], cursor: list[str]) -> bytes:
     lines = [prefix + _line(kind, *words) for words in items]
-    return b"".join([*lines, prefix + _line("OK", str(len(items)))])
+    return b"".join([*lines, prefix + _line("OK", str(len(items)), *cursor)])
+
+
+def _cursor(keyword: str, more: bool, items: list[list[str]]) -> list[str]:
+    """A page that ended early (MAX_PAGE_BYTES) ends ``OK <count> <keyword> <first word of
+    its last item>``: the option that asks for the next page."""
+    return [keyword, items[-1][0]] if more and items else []
 
 
 def _job_words(job: messages.JobState) -> list[str]:

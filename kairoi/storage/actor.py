@@ -85,7 +85,11 @@ class Storage:
         """Apply every waiting request (up to ``max_batch``) in one commit, then answer all."""
         answered: Batch = []
         count = 0
-        while count < self._max_batch and (received := self._server.receive_nowait()) is not None:
+        while (
+            count < self._max_batch
+            and not self._engine.replies_full  # large listings: the rest waits its turn
+            and (received := self._server.receive_nowait()) is not None
+        ):
             peer, items = received
             answered.append((peer, [(c, self._apply(peer, request)) for c, request in items]))
             count += len(items)

@@ -7,13 +7,15 @@ writes the batch at once. Only after it returns may the replies go out: OK means
 from __future__ import annotations
 
 import random
-from typing import Final, assert_never
+from collections.abc import Callable, Iterable
+from typing import Final, TypeVar, assert_never
 
 from kairoi import messages
 from kairoi.checks import check_request
 from kairoi.clock import Clock, SystemClock
 from kairoi.domain import (
     MAX_LIST,
+    MAX_PAGE_BYTES,
     ActiveRun,
     AmqpRunner,
     Job,
@@ -40,6 +42,13 @@ OK: Final = messages.Ok()
 PONG: Final = messages.Pong()
 DEFAULT_LEASE_US = 10_000_000
 DEFAULT_RUNS_KEPT = 100
+BATCH_REPLY_BYTES = 16 * MAX_PAGE_BYTES
+"""About the most the listings answered in one batch may hold: storage's memory for replies
+stays near it however many large reads arrive at once (a page past it holds one item)."""
+MAX_RULES_LISTED = 1 << 62
+"""RULE LIST has no LIMIT: every rule, as MAX_PAGE_BYTES allows."""
+S = TypeVar("S")
+V = TypeVar("V")
 
 JobRequest = (
     messages.GetJob | messages.ListJobs | messages.ListRuns | messages.GetOutput
@@ -81,6 +90,7 @@ class Engine:
         self._rules = RuleBook(kv, self._writes)
         self._announced: int | None = None  # the next due time the dispatcher was told
         self._earliest: int | None = None  # the earliest due time made in this batch
+        self._reply_bytes = 0  # what the listings answered in this batch hold
         self.runs = Runs(
             self._jobs, self._active, self._history, stats=self._stats, rules=self._rules,
             clock=clock, lease_us=lease_us, on_due=self._due_at, rng=rng,
@@ -175,13 +185,15 @@ class Engine:
                 return views.job_state(self._actions.existing(job_id))
             case messages.ListJobs(prefix=prefix, after=after, limit=limit):
                 _check_limit(limit)
-                found = self._jobs.ids(prefix, after, limit)
-                return messages.Jobs(jobs=tuple(views.job_state(job) for _, job in found))
-            case messages.ListRuns(job_id=job_id, limit=limit):
+                jobs = self._page(limit, self._jobs.walk(prefix, after), views.job_state,
+                                  views.job_bytes)  # fmt: skip
+                return messages.Jobs(jobs=tuple(jobs.items), more=jobs.more)
+            case messages.ListRuns(job_id=job_id, limit=limit, before=before):
                 _check_limit(limit)
                 self._actions.existing(job_id)
-                runs = self._history.recent(job_id, limit)
-                return messages.Runs(runs=tuple(map(views.run_state, runs)))
+                recent = self._history.recent(job_id, limit, before)
+                runs = self._page(limit, recent, views.run_state, views.run_bytes)
+                return messages.Runs(runs=tuple(runs.items), more=runs.more)
             case messages.GetOutput(job_id=job_id, run=run):
                 return self._output(self._actions.existing(job_id), run)
             case messages.UnsetJob(job_id=job_id, cascade=cascade):
@@ -211,9 +223,10 @@ class Engine:
                 self._rules.set(Rule(id=request.rule_id, pattern=request.pattern, runner=runner))
             case messages.GetRule(rule_id=rule_id):
                 return views.rule_state(self._rules.get(rule_id))
-            case messages.ListRules(prefix=prefix):
-                rules = self._rules.starting_with(prefix)
-                return messages.Rules(rules=tuple(map(views.rule_state, rules)))
+            case messages.ListRules(prefix=prefix, after=after):
+                found = self._rules.starting_with(prefix, after)
+                rules = self._page(MAX_RULES_LISTED, found, views.rule_state, views.rule_bytes)
+                return messages.Rules(rules=tuple(rules.items), more=rules.more)
             case messages.UnsetRule(rule_id=rule_id):
                 self._rules.unset(rule_id)
             case _:
@@ -222,6 +235,7 @@ class Engine:
 
     def commit(self) -> None:
         """Write the pending batch durably; on StoreError nothing of it is kept."""
+        self._reply_bytes = 0  # the next batch's listings start afresh
         batch = self._writes.take()
         if (counts := self._stats.take_changes()) is not None:
             batch[keys.STATS] = counts
@@ -309,6 +323,26 @@ class Engine:
         if output is None:
             raise NotFound(f"job {job.id!r} has no run {run} in its history")
         return messages.Output(run=run, output=output)
+
+    @property
+    def replies_full(self) -> bool:
+        """Whether the listings of the pending batch hold BATCH_REPLY_BYTES: take no more
+        requests into it (what waits joins the next batch)."""
+        return self._reply_bytes >= BATCH_REPLY_BYTES
+
+    def _page(
+        self, limit: int, found: Iterable[S], show: Callable[[S], V], size: Callable[[V], int]
+    ) -> views.Page[V]:
+        """A listing reply's page of what is ``found``: up to ``limit`` items and, within
+        the batch's reply budget, MAX_PAGE_BYTES (at least one item, so a listing goes on)."""
+        budget = max(0, min(MAX_PAGE_BYTES, BATCH_REPLY_BYTES - self._reply_bytes))
+        page: views.Page[V] = views.Page(budget, limit)
+        for item in found:
+            shown = show(item)
+            if not page.take(shown, size(shown)):
+                break
+        self._reply_bytes += page.size
+        return page
 
     def _stats_reply(self) -> messages.Stats:
         counts = self._stats.snapshot()

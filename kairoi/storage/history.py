@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kairoi.domain import Run
 from kairoi.storage import codec, keys
-from kairoi.storage.writes import PendingWrites
+from kairoi.storage.writes import EVERY, PendingWrites
 
 
 class History:
@@ -34,9 +34,14 @@ class History:
         if output:
             self._writes.put(keys.run_of(keys.OUTPUT, job_id, run.run), output)
 
-    def recent(self, job_id: str, limit: int) -> list[Run]:
-        """Up to ``limit`` of the job's runs, the newest first."""
-        found = self._writes.under(keys.runs_of(keys.RUN, job_id))
+    def recent(self, job_id: str, limit: int, before: int = 0) -> list[Run]:
+        """Up to ``limit`` of the job's runs, the newest first, numbered below ``before``
+        (0: from the newest)."""
+        prefix = keys.runs_of(keys.RUN, job_id)
+        end = keys.prefix_end(prefix)
+        if 0 < before <= keys.MAX_RUN:
+            end = keys.run_of(keys.RUN, job_id, before)
+        found = self._writes.scan(prefix, end, EVERY)
         return [
             codec.decode_run(job_id, keys.run_number(key), value)
             for key, value in reversed(found[-limit:])

@@ -7,7 +7,7 @@ run under way has its lease-index entry: see active.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from kairoi.domain import DEFAULT_SPEC, Job, JobSpec, JobStatus
 from kairoi.errors import KairoiError
@@ -81,17 +81,14 @@ class JobTable:
         """The jobs that run after ``parent_id``, in byte order of their ids."""
         return self._ids_under(keys.runs_of(keys.CHILD, parent_id))
 
-    def ids(self, prefix: str, after: str | None, limit: int) -> list[tuple[str, Job]]:
-        """Up to ``limit`` jobs whose ids start with ``prefix``, in byte order of their ids,
-        from the first after ``after`` (None: from the first)."""
+    def walk(self, prefix: str, after: str | None) -> Iterator[Job]:
+        """The jobs whose ids start with ``prefix``, in byte order of their ids, from the
+        first after ``after``, read as walked (the batch must not change meanwhile)."""
         first = keys.job(prefix)
         if after is not None:
-            first = max(first, keys.job(after) + b"\0")  # the next id after ``after``
-        found = self._writes.scan(first, keys.prefix_end(keys.job(prefix)), limit)
-        return [
-            (job_id, codec.decode_job(job_id, value))
-            for job_id, value in ((key[len(keys.JOB) :].decode(), value) for key, value in found)
-        ]
+            first = max(first, keys.job(after) + b"\0")
+        for key, value in self._writes.walk(first, keys.prefix_end(keys.job(prefix))):
+            yield codec.decode_job(key[len(keys.JOB) :].decode(), value)
 
     def from_file(self, source: str) -> list[str]:
         """The jobs the job file ``source`` defined, in byte order of their ids."""

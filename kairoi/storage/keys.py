@@ -42,6 +42,8 @@ _TIME = struct.Struct(">Q")
 _OFFSET = 1 << 63
 _SIZE = struct.Struct(">H")
 _RUN = struct.Struct(">Q")
+MAX_RUN = (1 << 64) - 1
+"""The largest run number a key can hold."""
 
 
 def job(job_id: str) -> bytes:

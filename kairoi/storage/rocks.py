@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
@@ -18,6 +17,7 @@ from rocksdict import (
 )
 
 from kairoi.errors import StoreError
+from kairoi.runtime import private_directory
 
 MEMTABLE_BYTES = 16 << 20
 BLOCK_CACHE_BYTES = 8 << 20
@@ -58,7 +58,7 @@ class RocksStore:
         options.set_keep_log_file_num(4)
         _bound_memory(options)
         try:
-            os.makedirs(path, exist_ok=True)
+            private_directory(path)  # RocksDB creates its files as the umask says
             self._db = Rdict(path, options)
         except Exception as exc:  # rocksdict raises bare Exception for lock and I/O errors
             raise StoreError(f"cannot open the database at {path}: {exc}") from exc

@@ -46,9 +46,15 @@ class RuleBook:
             raise NotFound(f"no rule {rule_id!r}")
         return rule
 
-    def starting_with(self, prefix: str) -> list[Rule]:
-        """The rules whose ids start with ``prefix``, in byte order of their ids."""
-        rules = [rule for rule in self.current().values() if rule.id.startswith(prefix)]
+    def starting_with(self, prefix: str, after: str | None = None) -> list[Rule]:
+        """The rules whose ids start with ``prefix``, in byte order of their ids, those after
+        the id ``after`` (None: from the first)."""
+        floor = None if after is None else after.encode()
+        rules = [
+            rule
+            for rule in self.current().values()
+            if rule.id.startswith(prefix) and (floor is None or rule.id.encode() > floor)
+        ]
         return sorted(rules, key=lambda rule: rule.id.encode())
 
     def rule_for(self, job_id: str) -> Rule | None:

@@ -1,12 +1,17 @@
-"""What storage shows of what it keeps: jobs, runs and rules as the replies carry them."""
+"""What storage shows of what it keeps: jobs, runs and rules as the replies carry them, and
+listings paged by bytes as well as by count."""
 
 from __future__ import annotations
+
+from typing import Generic, TypeVar
 
 from kairoi import messages
 from kairoi.amqp.dsn import mask_dsn
 from kairoi.domain import AmqpRunner, Job, JobSpec, Rule, Run, runner_arguments
 from kairoi.schedule import format_duration
 from kairoi.storage import lifecycle, planning
+
+T = TypeVar("T")
 
 
 def job_state(job: Job) -> messages.JobState:
@@ -72,3 +77,49 @@ def rule_state(rule: Rule) -> messages.RuleState:
     return messages.RuleState(
         rule_id=rule.id, pattern=rule.pattern, runner=runner, arguments=arguments
     )
+
+
+class Page(Generic[T]):
+    """The items of one listing reply, up to a byte budget: it takes items while what they
+    hold stays within ``budget`` (always at least one, so a listing always goes on), and says
+    ``more`` once it refused one."""
+
+    def __init__(self, budget: int, limit: int) -> None:
+        self.items: list[T] = []
+        self.size = 0
+        self.more = False
+        self._budget = budget
+        self._limit = limit
+
+    def take(self, item: T, size: int) -> bool:
+        """Add ``item`` that holds about ``size`` bytes; False (and ``more``) if it does not
+        fit, or the page is full."""
+        if len(self.items) >= self._limit:
+            return False
+        if self.items and self.size + size > self._budget:
+            self.more = True
+            return False
+        self.items.append(item)
+        self.size += size
+        return True
+
+
+_ITEM_BYTES = 64
+"""What an item's reply line holds besides its strings: the request id, words, instants."""
+
+
+def job_bytes(job: messages.JobState) -> int:
+    """About the bytes ``job``'s line of a LIST reply holds."""
+    return _ITEM_BYTES + _text_bytes(job.job_id, job.when, *job.options)
+
+
+def run_bytes(run: messages.RunState) -> int:
+    return _ITEM_BYTES + _text_bytes(run.reason)
+
+
+def rule_bytes(rule: messages.RuleState) -> int:
+    return _ITEM_BYTES + _text_bytes(rule.rule_id, rule.pattern, rule.runner, *rule.arguments)
+
+
+def _text_bytes(*texts: str) -> int:
+    return sum(len(text.encode()) for text in texts)

@@ -220,6 +220,16 @@ def test_reading_and_lifecycle_instructions(
     assert reader.read(arguments) == request_
 
 
+def test_the_cursors_of_pages_cut_short_are_read_as_options(reader: InstructionReader) -> None:
+    read = reader.read
+    assert read(["RULE", "LIST", "AFTER", "a"]) == messages.ListRules(prefix="", after="a")
+    assert read(["RULE", "LIST", "p", "AFTER", "a"]) == messages.ListRules(prefix="p", after="a")
+    assert read(["RUNS", "j", "BEFORE", "7"]) == messages.ListRuns(job_id="j", limit=100, before=7)
+    for bad in ("0", "-1", "x", "1" * 30, str(1 << 64)):
+        with pytest.raises(InvalidRequest, match="BEFORE must be"):
+            read(["RUNS", "j", "BEFORE", bad])
+
+
 def test_version_is_answered_by_the_frontend(reader: InstructionReader) -> None:
     assert reader.read(["VERSION"]) == Local(f" OK {__version__}\n".encode())
 
@@ -244,7 +254,7 @@ def test_version_is_answered_by_the_frontend(reader: InstructionReader) -> None:
         ),
         (["OUTPUT", "j", "x"], "not 'x'"),
         (["RULE", "GET"], "RULE GET takes 1 argument"),
-        (["RULE", "LIST", "a", "b"], "RULE LIST takes at most 1 argument"),
+        (["RULE", "LIST", "a", "b"], "RULE LIST takes a prefix and AFTER"),
         (["RULE", "DROP", "r"], "unknown instruction 'RULE DROP'"),
         (["RULE"], "RULE needs an instruction"),
         (["PING", "x"], "PING takes no argument"),
