@@ -2,14 +2,19 @@
 
 Requests are applied to one pending batch (later requests in it see earlier ones); ``commit``
 writes the batch at once. Only after it returns may the replies go out: OK means durable.
+A request that fails leaves nothing of itself in the batch (savepoint.py); one that raises
+anything but a KairoiError (a bug, a record it cannot handle) is answered ``internal``,
+logged with its traceback, and the batch goes on. Jobs whose records cannot be read or
+handled are quarantined (quarantine.py).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from typing import Final, assert_never
 
-from kairoi import messages
+from kairoi import log, messages
 from kairoi.clock import Clock, SystemClock
 from kairoi.domain import (
     MAX_LIST,
@@ -22,7 +27,7 @@ from kairoi.domain import (
     Rule,
     ShellRunner,
 )
-from kairoi.errors import InvalidRequest, KairoiError, NotFound, StoreError
+from kairoi.errors import Conflict, CorruptRecord, InvalidRequest, KairoiError, NotFound, StoreError
 from kairoi.storage import keys, migration, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
@@ -30,10 +35,13 @@ from kairoi.storage.claims import Runs
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
 from kairoi.storage.kv import KeyValueStore
+from kairoi.storage.quarantine import Quarantine, Quarantined
 from kairoi.storage.rules import RuleBook
+from kairoi.storage.savepoint import Savepoints
 from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
 
+_log = log.get("kairoi.storage")
 OK: Final = messages.Ok()
 PONG: Final = messages.Pong()
 DEFAULT_LEASE_US = 10_000_000
@@ -73,11 +81,17 @@ class Engine:
         self._active = ActiveRuns(self._writes)
         self._history = History(self._writes, runs_kept)
         self._rules = RuleBook(kv, self._writes)
+        self._quarantine = Quarantine(self._writes, self._jobs, self._stats)
+        self._savepoints = Savepoints(self._writes, self._stats, self._rules,
+                                      (self._jobs.due, self._active.leases))  # fmt: skip
+        self.write_errors = 0  # the commits that failed, as STATS shows them
+        self.writable = True  # whether the last commit was written
         self._announced: int | None = None  # the next due time the dispatcher was told
         self._earliest: int | None = None  # the earliest due time made in this batch
         self.runs = Runs(
             self._jobs, self._active, self._history, stats=self._stats, rules=self._rules,
             clock=clock, lease_us=lease_us, on_due=self._due_at, rng=rng,
+            quarantine=self._quarantine, savepoints=self._savepoints,
         )  # fmt: skip
         self._actions = JobActions(self._jobs, self._history, self.runs, clock, self._due_at)
 
@@ -88,10 +102,20 @@ class Engine:
 
     def apply(self, request: messages.Message) -> messages.Reply:
         """Apply ``request`` to the pending batch; its reply holds until ``commit``."""
+        mark = self._savepoints.mark(outermost=True)
+        stops, dispatcher = self._actions.stops_pending(), self.runs.dispatcher
         try:
             return self._route(request)
-        except KairoiError as exc:
-            return messages.Failed(code=exc.code, reason=exc.reason)
+        except Exception as exc:  # this request only: the batch goes on without it
+            self._savepoints.roll_back(mark)
+            self._actions.forget_stops(keep=stops)
+            self.runs.dispatcher = dispatcher
+            if isinstance(exc, KairoiError):
+                return messages.Failed(code=exc.code, reason=exc.reason)
+            if isinstance(request, messages.RecordOutcome):  # else run again, and again
+                self._quarantine.set_aside_job(request.job_id, f"its run's end cannot be "
+                                               f"recorded: {exc!r:.120}")  # fmt: skip
+            return _internal(request, exc)
 
     def _route(self, request: messages.Message) -> messages.Reply:
         match request:
@@ -108,7 +132,7 @@ class Engine:
                 | messages.GetOutput() | messages.UnsetJob() | messages.DisableJob()
                 | messages.EnableJob() | messages.StopJob() | messages.TriggerJob()
             ):  # fmt: skip
-                return self._job_request(request)
+                return self._quarantined_or(request)
             case (
                 messages.SetShellRule() | messages.SetAmqpRule() | messages.GetRule()
                 | messages.ListRules() | messages.UnsetRule()
@@ -164,7 +188,7 @@ class Engine:
     def _job_request(self, request: JobRequest) -> messages.Reply:
         match request:
             case messages.GetJob(job_id=job_id):
-                return views.job_state(self._actions.existing(job_id))
+                return views.job_state(self._shown(job_id))
             case messages.ListJobs(prefix=prefix, after=after, limit=limit):
                 _check_limit(limit)
                 found = self._jobs.ids(prefix, after, limit)
@@ -177,7 +201,8 @@ class Engine:
             case messages.GetOutput(job_id=job_id, run=run):
                 return self._output(self._actions.existing(job_id), run)
             case messages.UnsetJob(job_id=job_id, cascade=cascade):
-                self._actions.unset(job_id, cascade)
+                if not self._quarantine.purge(job_id):
+                    self._actions.unset(job_id, cascade)
             case messages.DisableJob(job_id=job_id):
                 self._actions.disable(job_id)
             case messages.EnableJob(job_id=job_id):
@@ -189,6 +214,19 @@ class Engine:
             case _:
                 assert_never(request)
         return OK
+
+    def _quarantined_or(self, request: JobRequest) -> messages.Reply:
+        """A job request; on a job whose records cannot be read, a refusal saying so."""
+        try:
+            return self._job_request(request)
+        except CorruptRecord as exc:
+            raise Conflict(f"{exc.reason}: the job is quarantined; UNSET it") from exc
+
+    def _shown(self, job_id: str) -> Job | Quarantined:
+        job = self._quarantine.job(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job
 
     def _rule_request(self, request: RuleRequest) -> messages.Reply:
         match request:
@@ -305,8 +343,22 @@ class Engine:
     def _stats_reply(self) -> messages.Stats:
         counts = self._stats.snapshot()
         counts["rules"] = len(self._rules.current())
+        counts["write_errors"] = self.write_errors
+        counts["writable"] = int(self.writable)
         names = sorted(counts)
         return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
+
+
+_PATH = re.compile(r"(?<![\w.])/[^\s'\"]+")
+"""An absolute path in an error's text: a client is not shown the host's paths."""
+
+
+def _internal(request: messages.Message, exc: Exception) -> messages.Failed:
+    """The reply to a request that raised what no handler expected, logged for the operator."""
+    name = type(request).__name__
+    _log.error("storage.request_failed", request=name, exc_info=exc)
+    what = _PATH.sub("<path>", f"{type(exc).__name__}: {exc}")[:200]
+    return messages.Failed(code="internal", reason=f"storage could not apply {name}: {what}")
 
 
 def _check_limit(limit: int) -> None:
