@@ -36,6 +36,7 @@ _REPORTED = {outcome.value: outcome for outcome in (Outcome.EXECUTED, Outcome.FA
 """The outcomes a runner reports, by their words; the others are storage's own."""
 LOST_REASON = "its runner or dispatcher was lost (the lease ended); the job was run again"
 NO_RULE_REASON = "no rule's pattern is a prefix of the job's id"
+NO_RECORD_REASON = "its due-index entry names no job record"
 Runner = tuple[str, str, tuple[str, ...]]
 """(rule id, runner, arguments) of a run."""
 
@@ -82,9 +83,10 @@ class Runs:
         lost, next_lost = self._active.leases.due_by(now, request.limit)
         room = request.limit - len(lost)
         due, next_due = self._jobs.due.due_by(now + request.lookahead_us, room)
-        runs = [self._apart(job_id, self._run_again, job_id, run, now, owner)
+        runs = [self._apart(job_id, None, self._run_again, job_id, run, now, owner)
                 for job_id, run in lost]  # fmt: skip
-        runs += [self._apart(job.id, self._claim, job, now, owner) for job in self._due_jobs(due)]
+        runs += [self._apart(job.id, entry, self._claim, job, now, owner)
+                 for job, entry in self._due_jobs(due)]  # fmt: skip
         claimed = tuple(run for run in runs if run is not None)
         if claimed:  # the leases this claim starts end after any older one, but they end
             next_lost = min(next_lost or now + self._lease_us, now + self._lease_us)
@@ -283,8 +285,9 @@ class Runs:
 
     # Records that cannot be handled: set aside, each apart from the others.
 
-    def _due_jobs(self, due: list[tuple[str, int]]) -> list[Job]:
-        """The jobs the due entries name; an entry whose job cannot be read is quarantined."""
+    def _due_jobs(self, due: list[tuple[str, int]]) -> list[tuple[Job, bytes]]:
+        """The jobs the due entries name, with their entries; an entry whose job cannot be
+        read is quarantined."""
         ids = [job_id for job_id, _ in due]
         try:
             found: list[Job | str | None] = list(self._jobs.get_many(ids))
@@ -292,11 +295,11 @@ class Runs:
             found = [self._job_or_why(job_id) for job_id in ids]
         jobs = []
         for (job_id, due_us), job in zip(due, found, strict=True):
+            entry = keys.timed(keys.DUE, due_us, job_id)
             if isinstance(job, Job):
-                jobs.append(job)
+                jobs.append((job, entry))
             else:
-                reason = job or "its due-index entry names no job record"
-                self._quarantine.set_aside(job_id, reason, keys.timed(keys.DUE, due_us, job_id))
+                self._quarantine.set_aside(job_id, job or NO_RECORD_REASON, entry)
         return jobs
 
     def _job_or_why(self, job_id: str) -> Job | str | None:
@@ -315,17 +318,24 @@ class Runs:
             return None
 
     def _apart(
-        self, job_id: str, claim: Callable[..., messages.Execute | None], *arguments: object
+        self,
+        job_id: str,
+        entry: bytes | None,
+        claim: Callable[..., messages.Execute | None],
+        *arguments: object,
     ) -> messages.Execute | None:
         """``claim(*arguments)`` of one job; when it raises, what it changed is taken back
-        and the job is quarantined (it would fail every claim again), not the claim failed."""
+        and the job is quarantined (it would fail every claim again), not the claim failed.
+        ``entry``: the due-index entry it was claimed by (None: a lost run's)."""
         mark = self._savepoints.mark()
         try:
             return claim(*arguments)
         except Exception as exc:
             self._savepoints.roll_back(mark)
             _log.error("storage.claim_failed", job=job_id, exc_info=exc)
-            self._quarantine.set_aside_job(job_id, f"it cannot be claimed: {exc!r:.120}")
+            reason = f"it cannot be claimed: {type(exc).__name__}: {exc}"[:200]
+            self._quarantine.set_aside(job_id, reason, entry)
+            self._quarantine.set_aside_job(job_id, reason)
             return None
 
 

@@ -65,8 +65,19 @@ _SPEC_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("so", "source", ""),
 )
 """The spec's keys, in the job record's "w" map (absent for the reference SET's spec)."""
-_TUPLES = frozenset({"active", "satisfied", "parents", "arguments"})
 _ENUMS: dict[str, Any] = {"missed": Missed, "overlap": Overlap}
+_NONE = type(None)
+_ELEMENTS: dict[str, type] = {"active": int, "satisfied": str, "parents": str, "arguments": str}
+"""The tuple fields, by the type of their elements."""
+_TYPES: dict[str, tuple[type, ...]] = {
+    "slot_us": (int, _NONE), "attempt": (int,), "late": (str,), "manual": (bool,),
+    "resume_us": (int, _NONE), "resume_slot_us": (int, _NONE), "disable_after_run": (bool,),
+    "last_finished_us": (int, _NONE), "when": (str,), "zone": (str, _NONE),
+    "retries": (int,), "backoff_us": (int,), "max_backoff_us": (int,),
+    "all_parents": (bool,), "runner": (str,), "rule_id": (str,), "source": (str,),
+}  # fmt: skip
+"""The types each other field may hold: a record that holds anything else is corrupt (what
+it holds goes into replies and arithmetic)."""
 
 
 def encode_job(job: Job) -> bytes:
@@ -149,12 +160,22 @@ def _fields(record: dict[str, Any], known: tuple[tuple[str, str, Any], ...]) -> 
     for key, name, _ in known:
         if key in record:
             value = record[key]
-            if name in _TUPLES:
+            if name in _ELEMENTS:
                 value = tuple(value)
+                if value and set(map(type, value)) != {_ELEMENTS[name]}:
+                    raise CorruptRecord(f"{name} must hold {_ELEMENTS[name].__name__} values")
             elif name in _ENUMS:
                 value = _ENUMS[name](value)
+            else:
+                value = _typed(value, _TYPES[name], name)
             fields[name] = value
     return fields
+
+
+def _typed(value: Any, types: tuple[type, ...], name: str) -> Any:
+    if type(value) not in types:
+        raise CorruptRecord(f"{name} holds {value!r:.40}")
+    return value
 
 
 def encode_active(run: ActiveRun) -> bytes:
@@ -170,10 +191,11 @@ def decode_active(job_id: str, number: int, data: bytes) -> ActiveRun:
     record = _unpack(data, "active run", f"{job_id}:{number}")
     try:
         return ActiveRun(
-            job_id=job_id, run=number, due_us=_int(record["d"]), slot_us=record.get("g"),
-            manual=record.get("m", False), attempt=record.get("t", 0),
-            after=record.get("b", ""), lease_until_us=_int(record["l"]),
-            owner=record.get("o", ""),
+            job_id=job_id, run=number, due_us=_int(record["d"]),
+            slot_us=_typed(record.get("g"), (int, _NONE), "slot"),
+            manual=_typed(record.get("m", False), (bool,), "manual"),
+            attempt=_int(record.get("t", 0)), after=_typed(record.get("b", ""), (str,), "after"),
+            lease_until_us=_int(record["l"]), owner=_typed(record.get("o", ""), (str,), "owner"),
         )  # fmt: skip
     except Exception as exc:
         raise CorruptRecord(f"active run {job_id!r}:{number}: unreadable: {_why(exc)}") from exc
@@ -199,9 +221,12 @@ def decode_run(job_id: str, number: int, data: bytes) -> Run:
         raise CorruptRecord(f"run {job_id!r}:{number}: unknown outcome {record.get('u')!r:.40}")
     try:
         return Run(
-            run=number, due_us=_int(record["d"]), started_us=record.get("s"),
-            finished_us=record.get("f"), outcome=outcome, exit_code=record.get("x"),
-            manual=record.get("m", False), reason=str(record.get("w", "")),
+            run=number, due_us=_int(record["d"]),
+            started_us=_typed(record.get("s"), (int, _NONE), "started"),
+            finished_us=_typed(record.get("f"), (int, _NONE), "finished"), outcome=outcome,
+            exit_code=_typed(record.get("x"), (int, _NONE), "exit code"),
+            manual=_typed(record.get("m", False), (bool,), "manual"),
+            reason=_typed(record.get("w", ""), (str,), "reason"),
         )  # fmt: skip
     except Exception as exc:
         raise CorruptRecord(f"run {job_id!r}:{number}: unreadable: {_why(exc)}") from exc
@@ -217,6 +242,8 @@ def decode_rule(rule_id: str, data: bytes) -> Rule:
     record = _unpack(data, "rule", rule_id)
     try:
         name, *arguments = record["r"]
+        if not isinstance(name, str) or any(type(word) is not str for word in arguments):
+            raise CorruptRecord(f"runner {record['r']!r:.80}")
         runner = runner_from(name, arguments)
         pattern = record["p"]
     except Exception as exc:

@@ -57,6 +57,12 @@ RuleRequest = (
     | messages.UnsetRule
 )  # fmt: skip
 RunRequest = messages.ClaimDue | messages.RunnerStarted | messages.RenewLeases
+_NAMING_A_JOB = (
+    messages.RecordOutcome, messages.GetJob, messages.ListRuns, messages.GetOutput,
+    messages.UnsetJob, messages.DisableJob, messages.EnableJob, messages.StopJob,
+    messages.TriggerJob,
+)  # fmt: skip
+"""The requests about one job: when one raises, the job's records cannot be handled."""
 SetRequest = messages.SetJob | messages.SetJobs | messages.DefineJob | messages.LoadJobs
 
 
@@ -112,10 +118,10 @@ class Engine:
             self.runs.dispatcher = dispatcher
             if isinstance(exc, KairoiError):
                 return messages.Failed(code=exc.code, reason=exc.reason)
-            if isinstance(request, messages.RecordOutcome):  # else run again, and again
-                self._quarantine.set_aside_job(request.job_id, f"its run's end cannot be "
-                                               f"recorded: {exc!r:.120}")  # fmt: skip
-            return _internal(request, exc)
+            reply = _internal(request, exc)
+            if isinstance(request, _NAMING_A_JOB):  # it would fail again: set the job aside
+                self._set_aside(request.job_id, reply.reason)
+            return reply
 
     def _route(self, request: messages.Message) -> messages.Reply:
         match request:
@@ -192,6 +198,7 @@ class Engine:
             case messages.ListJobs(prefix=prefix, after=after, limit=limit):
                 _check_limit(limit)
                 found = self._jobs.ids(prefix, after, limit)
+                found = self._quarantine.over(found, prefix)
                 return messages.Jobs(jobs=tuple(views.job_state(job) for _, job in found))
             case messages.ListRuns(job_id=job_id, limit=limit):
                 _check_limit(limit)
@@ -214,6 +221,12 @@ class Engine:
             case _:
                 assert_never(request)
         return OK
+
+    def _set_aside(self, job_id: str, reason: str) -> None:
+        try:
+            self._quarantine.set_aside_job(job_id, reason)
+        except Exception as exc:  # the batch goes on without it
+            _log.error("storage.quarantine_failed", job=job_id, exc_info=exc)
 
     def _quarantined_or(self, request: JobRequest) -> messages.Reply:
         """A job request; on a job whose records cannot be read, a refusal saying so."""

@@ -115,6 +115,11 @@ def due_of_job_key(job_key: bytes, due_us: int) -> bytes:
     return DUE + _TIME.pack(due_us + _OFFSET) + job_key[len(JOB) :]
 
 
+def fits(instant_us: int) -> bool:
+    """Whether an instant can be in a key (a record may hold one that cannot: quarantine)."""
+    return -_OFFSET <= instant_us < _OFFSET
+
+
 def timed_bound(index: bytes, instant_us: int) -> bytes:
     """The first key of ``index`` (DUE or LEASE) at ``instant_us``: every key before it in the
     index is earlier."""

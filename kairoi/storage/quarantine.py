@@ -61,7 +61,7 @@ class Quarantine:
         except CorruptRecord:
             status, due_us = codec.partial_job(self._writes.get(keys.job(job_id)) or b"")
         entry = None
-        if status == JobStatus.PLANNED and due_us is not None:
+        if status == JobStatus.PLANNED and due_us is not None and keys.fits(due_us):
             entry = keys.timed(keys.DUE, due_us, job_id)
         self.set_aside(job_id, reason, entry)
         self.drop_leases(job_id)
@@ -92,6 +92,24 @@ class Quarantine:
             return Quarantined(job_id, reason)
         return self._jobs.get(job_id)
 
+    def over(
+        self, listed: list[tuple[str, Job | Quarantined]], prefix: str
+    ) -> list[tuple[str, Job | Quarantined]]:
+        """LIST's jobs, those quarantined shown so (one walk over the few ``q`` keys)."""
+        start = keys.quarantined(prefix)
+        held = {
+            key[len(keys.QUARANTINE) :].decode("utf-8", "replace"): value
+            for key, value in self._writes.under(start)
+        }
+        if not held:
+            return listed
+        return [
+            (job_id, Quarantined(job_id, held[job_id].decode("utf-8", "replace")))
+            if job_id in held
+            else (job_id, job)
+            for job_id, job in listed
+        ]
+
     def purge(self, job_id: str) -> bool:
         """UNSET of a quarantined job: delete it, its runs, and the index entries that can
         still be found. False when the job is not quarantined (nothing is done)."""
@@ -101,11 +119,10 @@ class Quarantine:
         self._writes.delete(keys.quarantined(job_id))
         try:
             job = self._jobs.get(job_id)
-        except CorruptRecord:
-            self._drop_unreadable(job_id)
-        else:
             if job is not None:
                 self._jobs.delete(job)
+        except Exception:  # unreadable, or its fields make no keys: delete what can be
+            self._drop_unreadable(job_id)
         for kind in (keys.RUN, keys.OUTPUT):
             for key, _ in self._writes.under(keys.runs_of(kind, job_id)):
                 self._writes.delete(key)
@@ -120,7 +137,7 @@ class Quarantine:
         status, due_us = codec.partial_job(self._writes.get(key) or b"")
         if status is not None:
             self._stats.moved(JobStatus(status), None)
-            if status == JobStatus.PLANNED and due_us is not None:
+            if status == JobStatus.PLANNED and due_us is not None and keys.fits(due_us):
                 self._writes.delete(keys.timed(keys.DUE, due_us, job_id))
         self._writes.delete(key)
         for child_key, _ in self._writes.under(keys.runs_of(keys.CHILD, job_id)):

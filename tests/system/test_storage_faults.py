@@ -1,0 +1,98 @@
+"""Storage under faults of its own: records on disk it cannot read or handle, a request that
+raises, a full disk, a pause longer than a lease. Through `kairoi serve`, with real RocksDB,
+real scripts and signals; the storage process keeps its pid throughout."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import msgpack
+
+from kairoi.client.kcp import KcpClient
+from kairoi.storage import keys
+from kairoi.storage.rocks import RocksStore
+from tests.conftest import Running, start_server
+from tests.support import read_jobs
+
+LATER = "2030-01-01 00:00:00"
+LATER_US = 1_893_456_000_000_000
+CORRUPT = b"\xc1 not msgpack"
+
+
+def write_raw(data_dir: Path, batch: dict[bytes, bytes | None]) -> None:
+    """Write bytes into a stopped server's database, as a disk fault or a bug would."""
+    store = RocksStore(str(data_dir))
+    try:
+        store.write(batch, sync=True)
+    finally:
+        store.close()
+
+
+def pipeline(port: int, lines: list[str]) -> list[bytes]:
+    """Send every line at once, return the reply lines in order."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall("".join(f"{i} {line}\n" for i, line in enumerate(lines)).encode())
+        received = b""
+        while received.count(b"\n") < len(lines):
+            chunk = sock.recv(65536)
+            assert chunk, "the frontend closed the connection"
+            received += chunk
+    return received.splitlines()
+
+
+def restart(running: Running, times: int) -> int:
+    running.server.start()
+    return running.server.wait_ready(after=times)
+
+
+def test_records_storage_cannot_read_or_handle_never_stop_it(tmp_path: Path) -> None:
+    """A corrupt job, rule, due entry and counts, and a job whose record reads but makes UNSET
+    raise: the request that meets one is answered, the rest of its batch is saved, the job is
+    quarantined and a second UNSET deletes it."""
+    running = start_server(tmp_path)
+    try:
+        with running.client() as client:
+            client.call("RULE", "SET", "r", "app.", "shell", "scripts/example.sh")
+            for job_id in ("app.kept", "app.corrupt", "app.poison"):
+                assert client.call("SET", job_id, LATER) == ["OK"]
+        assert running.server.stop() == 0
+        poisoned = {"s": 0, "d": 2**63 + 5, "n": 0}  # it reads well; its due time makes no key
+        write_raw(running.server.data_dir, {
+            keys.job("app.corrupt"): CORRUPT,
+            keys.job("app.poison"): msgpack.packb(poisoned),
+            keys.job("app.due"): CORRUPT,  # and due now: claiming meets it at once
+            keys.timed(keys.DUE, int(time.time() * 1e6), "app.due"): b"",
+            keys.rule("bad"): CORRUPT,
+            keys.STATS: CORRUPT,
+        })  # fmt: skip
+        port = restart(running, 1)
+        storage = running.server.child_pid("storage")
+        running.server.wait_event("storage.quarantined", "storage", after=1)  # rule, app.due
+        replies = pipeline(port, [f"SET app.a{i} \"{LATER}\"" for i in range(3)]
+                           + ["UNSET app.poison"]
+                           + [f"SET app.b{i} \"{LATER}\"" for i in range(3)])  # fmt: skip
+        assert replies[:3] + replies[4:] == [b"%d OK" % i for i in (0, 1, 2, 4, 5, 6)]
+        assert replies[3].startswith(b'3 ERROR internal "storage could not apply UnsetJob: ')
+        assert b"/" not in replies[3], "no host path in what a client is shown"
+        failure = running.server.wait_event("storage.request_failed", "storage")
+        assert "struct.error" in failure["exception"], "logged with its traceback"
+        with KcpClient("127.0.0.1", port) as client:
+            for job_id in ("app.poison", "app.corrupt", "app.due"):
+                state = client.call("GET", job_id)
+                assert state[:2] == ["OK", "quarantined"] and state[-2] == "REASON", state
+            listed, _ = client.call_list("LIST", "app.")
+            assert ["app.corrupt", "quarantined"] in [item[1:3] for item in listed]
+            assert client.call("RULE", "GET", "bad")[:2] == ["ERROR", "conflict"]
+            for job_id in ("app.poison", "app.corrupt", "app.due"):
+                assert client.call("UNSET", job_id) == ["OK"]
+                assert client.call("GET", job_id)[:2] == ["ERROR", "not_found"]
+            assert client.call("RULE", "UNSET", "bad") == ["OK"]
+            assert client.call("GET", "app.kept")[:2] == ["OK", "planned"]
+        assert running.server.child_pid("storage") == storage
+        assert len(running.server.events("service.ready", "storage")) == 2, "no restart"
+    finally:
+        running.server.stop()
+    saved = [f"app.{group}{i}" for group in "ab" for i in range(3)] + ["app.kept"]
+    assert all(read_jobs(running.server.data_dir, saved).values()), "every OK is on disk"
