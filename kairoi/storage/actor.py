@@ -2,12 +2,19 @@
 
 Group commit: every request already waiting on the socket joins one batch, written once (with
 fsync when ``database.fsync_on_persist``), and only then are the replies sent.
+
+A batch that cannot be written (a full disk, an I/O error) is tried again a few times, the
+database opened anew before each (RocksDB refuses every write after a failed one until then);
+if it still fails, its requests are answered ``internal`` and storage is unwritable (STATS:
+``writable=0``, ``write_errors``): each later batch is tried once, the database opened anew at
+most every ``REOPEN_SECONDS``, so that writes are taken again by themselves once space is back.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 
 from kairoi import log, messages
 from kairoi.bus import ReplyServer
@@ -15,6 +22,8 @@ from kairoi.config import Config
 from kairoi.errors import StoreError
 from kairoi.runtime import IDLE_SECONDS, IdleWatch, ShutdownFlag, release_free_memory
 from kairoi.storage.engine import Engine
+from kairoi.storage.failures import without_paths
+from kairoi.storage.kv import KeyValueStore
 from kairoi.storage.rocks import RocksStore
 
 _log = log.get("kairoi.storage")
@@ -25,12 +34,16 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
     """Serve requests until ``shutdown`` is set; raises StoreError or BusError at start."""
     kv = RocksStore(config.database.path)
     try:
-        engine = Engine(
-            kv,
-            fsync=config.database.fsync_on_persist,
-            lease_us=int(config.runners.lease * 1_000_000),
-            runs_kept=config.history.runs_per_job,
-        )
+
+        def open_engine() -> Engine:
+            return Engine(
+                kv,
+                fsync=config.database.fsync_on_persist,
+                lease_us=int(config.runners.lease * 1_000_000),
+                runs_kept=config.history.runs_per_job,
+            )
+
+        engine = open_engine()
         server = ReplyServer(config.storage_endpoint)
         try:
             server.watch(shutdown.wakeup_fd)
@@ -40,7 +53,7 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
                 database=config.database.path,
                 rules=len(engine.rules),
             )
-            storage = Storage(server, engine, config.storage.max_batch)
+            storage = Storage(server, kv, engine, open_engine, config.storage.max_batch)
             _serve(storage, server, shutdown)
             storage.serve_waiting()  # what arrived meanwhile
         finally:
@@ -63,6 +76,12 @@ def _serve(storage: Storage, server: ReplyServer, shutdown: ShutdownFlag) -> Non
                 storage.release_memory()
 
 
+WRITE_PAUSES = (0.05, 0.2, 0.5)
+"""Seconds between the attempts of a batch that could not be written, the database opened
+anew before each: well under the frontend's request timeout, so its requests are answered
+with the reason."""
+REOPEN_SECONDS = 1.0
+"""While storage cannot write, the database is opened anew at most this often."""
 RUNNER_PEERS_KEPT = 1024
 """Runner connections remembered, to tell them of stopped runs (the oldest forgotten first)."""
 _FROM_RUNNERS = (messages.RunnerStarted, messages.RenewLeases, messages.RecordOutcome)
@@ -72,32 +91,129 @@ class Storage:
     """Group commits over a ReplyServer; wake-ups for the dispatcher; stopped runs for
     whoever may hold them."""
 
-    def __init__(self, server: ReplyServer, engine: Engine, max_batch: int) -> None:
+    def __init__(
+        self,
+        server: ReplyServer,
+        kv: KeyValueStore,
+        engine: Engine,
+        open_engine: Callable[[], Engine],
+        max_batch: int,
+    ) -> None:
         self._server = server
+        self._kv = kv
         self._engine = engine
+        self._open_engine = open_engine  # over the database opened anew
         self._max_batch = max_batch
         self._dispatcher: bytes | None = None  # whoever claimed last
         self._runners: OrderedDict[bytes, None] = OrderedDict()  # heard from, newest last
+        self._reopened = False  # the engine must be built again over what is on disk
+        self._closed: str | None = None  # why the database could not be opened again
+        self._failing_since: float | None = None  # when writes began to fail
+        self._next_reopen = 0.0
+        self._writable = True  # the last batch written was written
+        self._write_errors = 0  # batches that could not be written, since storage started
 
     def serve_waiting(self) -> None:
         """Apply every waiting request (up to ``max_batch``) in one commit, then answer all."""
-        answered: Batch = []
+        received: Batch = []
         count = 0
-        while count < self._max_batch and (received := self._server.receive_nowait()) is not None:
-            peer, items = received
-            answered.append((peer, [(c, self._apply(peer, request)) for c, request in items]))
-            count += len(items)
-        if not answered:
+        while count < self._max_batch and (item := self._server.receive_nowait()) is not None:
+            received.append(item)
+            count += len(item[1])
+        if not received:
             return
-        try:
-            self._engine.commit()
-        except StoreError as exc:
-            _log.error("storage.write_failed", requests=count, reason=str(exc))
-            answered = _refuse_applied(answered, str(exc))
+        if not self._engine_ready():
+            failed = messages.Failed(code="internal", reason=f"not saved: {self._closed}")
+            for peer, items in received:
+                self._server.send(peer, [(c, failed) for c, _ in items])
+            return
+        answered: Batch = [
+            (peer, [(c, self._apply(peer, r)) for c, r in items]) for peer, items in received
+        ]
+        if (failure := self._commit(count)) is not None:
+            answered = _refuse_applied(answered, failure)
         for peer, replies in answered:
             self._server.send(peer, replies)
         self._wake_dispatcher()
         self._announce_stops()
+
+    def _engine_ready(self) -> bool:
+        """Whether requests can be applied: the database is open (opened anew if it must be),
+        and the engine reads what it holds."""
+        if self._closed is not None and not self._reopen_if_due():
+            return False
+        if self._reopened:  # a batch given up on may be on disk after all: read it all again
+            try:
+                self._engine = self._open_engine()
+            except StoreError as exc:
+                self._closed = without_paths(str(exc))
+                return False
+            self._reopened = False
+        self._engine.write_errors, self._engine.writable = self._write_errors, self._writable
+        return True
+
+    # Writing, and recovering when it fails.
+
+    def _commit(self, requests: int) -> str | None:
+        """Write the batch, trying again while it fails (bounded); None once written, else
+        the reason (its requests are refused with it)."""
+        batch = self._engine.take_batch()
+        if not batch:  # nothing to write says nothing of whether storage can
+            self._engine.batch_written(True)
+            return None
+        failure = self._write(batch)
+        self._engine.batch_written(failure is None)
+        if failure is None:
+            if not self._writable:
+                down = time.monotonic() - (self._failing_since or time.monotonic())
+                _log.info("storage.write_recovered", seconds=round(down, 3),
+                          write_errors=self._write_errors)  # fmt: skip
+                self._writable, self._failing_since = True, None
+            return None
+        self._write_errors += 1
+        reason = without_paths(str(failure))
+        if self._writable:
+            _log.error("storage.write_failed", requests=requests, reason=reason,
+                       retried=len(WRITE_PAUSES))  # fmt: skip
+            self._writable, self._failing_since = False, time.monotonic()
+        return f"{reason}; send it again once storage can write"
+
+    def _write(self, batch: Mapping[bytes, bytes | None]) -> StoreError | None:
+        if not self._writable:
+            self._reopen_if_due()  # the way out of RocksDB's error state
+        failure = self._try_write(batch)
+        for pause in WRITE_PAUSES if self._writable else ():
+            if failure is None:
+                break
+            time.sleep(pause)
+            if self._reopen():
+                failure = self._try_write(batch)
+        return failure
+
+    def _try_write(self, batch: Mapping[bytes, bytes | None]) -> StoreError | None:
+        try:
+            self._kv.write(batch, sync=self._engine.fsync)
+        except StoreError as exc:
+            return exc
+        return None
+
+    def _reopen_if_due(self) -> bool:
+        if time.monotonic() < self._next_reopen:
+            return False
+        return self._reopen()
+
+    def _reopen(self) -> bool:
+        """Open the database anew; False (and it stays closed) when it cannot be."""
+        self._next_reopen = time.monotonic() + REOPEN_SECONDS
+        try:
+            if not self._kv.reopen():
+                return False  # too little space to: it stays open, for reads
+        except StoreError as exc:
+            self._closed = without_paths(str(exc))
+            _log.warning("storage.reopen_failed", reason=self._closed)
+            return False
+        self._closed, self._reopened = None, True
+        return True
 
     def release_memory(self) -> None:
         """Idle: write the memtable out, then give the freed memory back to the system."""

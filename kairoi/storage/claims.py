@@ -21,7 +21,7 @@ from kairoi.clock import Clock
 from kairoi.domain import ActiveRun, Job, JobStatus, Outcome, Overlap, Run, runner_arguments
 from kairoi.errors import CorruptRecord, InvalidRequest
 from kairoi.schedule import format_instant
-from kairoi.storage import keys, lifecycle, planning
+from kairoi.storage import failures, keys, lifecycle, planning
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
@@ -332,6 +332,8 @@ class Runs:
             return claim(*arguments)
         except Exception as exc:
             self._savepoints.roll_back(mark)
+            if not failures.unhandleable(exc):
+                raise  # the database cannot be read now: the whole claim fails, and is retried
             _log.error("storage.claim_failed", job=job_id, exc_info=exc)
             reason = f"it cannot be claimed: {type(exc).__name__}: {exc}"[:200]
             self._quarantine.set_aside(job_id, reason, entry)

@@ -11,7 +11,6 @@ handled are quarantined (quarantine.py).
 from __future__ import annotations
 
 import random
-import re
 from typing import Final, assert_never
 
 from kairoi import log, messages
@@ -28,7 +27,7 @@ from kairoi.domain import (
     ShellRunner,
 )
 from kairoi.errors import Conflict, CorruptRecord, InvalidRequest, KairoiError, NotFound, StoreError
-from kairoi.storage import keys, migration, views
+from kairoi.storage import failures, keys, migration, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
@@ -57,12 +56,6 @@ RuleRequest = (
     | messages.UnsetRule
 )  # fmt: skip
 RunRequest = messages.ClaimDue | messages.RunnerStarted | messages.RenewLeases
-_NAMING_A_JOB = (
-    messages.RecordOutcome, messages.GetJob, messages.ListRuns, messages.GetOutput,
-    messages.UnsetJob, messages.DisableJob, messages.EnableJob, messages.StopJob,
-    messages.TriggerJob,
-)  # fmt: skip
-"""The requests about one job: when one raises, the job's records cannot be handled."""
 SetRequest = messages.SetJob | messages.SetJobs | messages.DefineJob | messages.LoadJobs
 
 
@@ -78,7 +71,7 @@ class Engine:
         rng: random.Random | None = None,
     ) -> None:
         self._kv = kv
-        self._fsync = fsync
+        self.fsync = fsync
         migration.upgrade(kv)
         clock = clock or SystemClock()
         self._writes = PendingWrites(kv)
@@ -90,7 +83,7 @@ class Engine:
         self._quarantine = Quarantine(self._writes, self._jobs, self._stats)
         self._savepoints = Savepoints(self._writes, self._stats, self._rules,
                                       (self._jobs.due, self._active.leases))  # fmt: skip
-        self.write_errors = 0  # the commits that failed, as STATS shows them
+        self.write_errors = 0  # the commits that failed, as STATS shows them (the actor counts)
         self.writable = True  # whether the last commit was written
         self._announced: int | None = None  # the next due time the dispatcher was told
         self._earliest: int | None = None  # the earliest due time made in this batch
@@ -118,9 +111,9 @@ class Engine:
             self.runs.dispatcher = dispatcher
             if isinstance(exc, KairoiError):
                 return messages.Failed(code=exc.code, reason=exc.reason)
-            reply = _internal(request, exc)
-            if isinstance(request, _NAMING_A_JOB):  # it would fail again: set the job aside
-                self._set_aside(request.job_id, reply.reason)
+            reply = failures.internal(request, exc)
+            if failures.unhandleable(exc) and isinstance(request, failures.NAMING_A_JOB):
+                self._set_aside(request.job_id, reply.reason)  # it would fail again
             return reply
 
     def _route(self, request: messages.Message) -> messages.Reply:
@@ -265,22 +258,31 @@ class Engine:
 
     def commit(self) -> None:
         """Write the pending batch durably; on StoreError nothing of it is kept."""
+        batch = self.take_batch()
+        try:
+            if batch:
+                self._kv.write(batch, sync=self.fsync)
+        except StoreError:
+            self.batch_written(False)
+            raise
+        self.batch_written(True)
+
+    def take_batch(self) -> dict[bytes, bytes | None]:
+        """``commit`` in two steps, for a caller that writes the batch itself (trying again):
+        the pending batch with its counts, then ``batch_written``."""
         batch = self._writes.take()
         if (counts := self._stats.take_changes()) is not None:
             batch[keys.STATS] = counts
-        written = False
-        try:
-            if batch:
-                self._kv.write(batch, sync=self._fsync)
-            written = True
-        except StoreError:
+        return batch
+
+    def batch_written(self, written: bool) -> None:
+        """The batch ``take_batch`` gave was written, or was not (then nothing of it holds)."""
+        if not written:
             self._jobs.due.forget_floor()  # it assumed the batch written
             self._active.leases.forget_floor()
             self._actions.forget_stops()
-            raise
-        finally:
-            self._stats.committed(written)
-            self._rules.committed_batch(written)
+        self._stats.committed(written)
+        self._rules.committed_batch(written)
 
     def take_wakeup(self) -> int | None:
         """After a commit: a due time earlier than the dispatcher knows of, to tell it."""
@@ -360,18 +362,6 @@ class Engine:
         counts["writable"] = int(self.writable)
         names = sorted(counts)
         return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
-
-
-_PATH = re.compile(r"(?<![\w.])/[^\s'\"]+")
-"""An absolute path in an error's text: a client is not shown the host's paths."""
-
-
-def _internal(request: messages.Message, exc: Exception) -> messages.Failed:
-    """The reply to a request that raised what no handler expected, logged for the operator."""
-    name = type(request).__name__
-    _log.error("storage.request_failed", request=name, exc_info=exc)
-    what = _PATH.sub("<path>", f"{type(exc).__name__}: {exc}")[:200]
-    return messages.Failed(code="internal", reason=f"storage could not apply {name}: {what}")
 
 
 def _check_limit(limit: int) -> None:

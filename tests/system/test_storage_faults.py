@@ -4,17 +4,22 @@ real scripts and signals; the storage process keeps its pid throughout."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
+import pytest
 
 from kairoi.client.kcp import KcpClient
 from kairoi.storage import keys
 from kairoi.storage.rocks import RocksStore
 from tests.conftest import Running, start_server
-from tests.support import read_jobs
+from tests.support import eventually, read_jobs
 
 LATER = "2030-01-01 00:00:00"
 LATER_US = 1_893_456_000_000_000
@@ -96,3 +101,64 @@ def test_records_storage_cannot_read_or_handle_never_stop_it(tmp_path: Path) -> 
         running.server.stop()
     saved = [f"app.{group}{i}" for group in "ab" for i in range(3)] + ["app.kept"]
     assert all(read_jobs(running.server.data_dir, saved).values()), "every OK is on disk"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs of this test's own; skips (fails under CI=true) where mount is denied."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(disk)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs to fill (needs root): {mounted.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must run the full-disk test")
+        pytest.skip(reason)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of ``disk`` with one file; the file."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+    return filler
+
+
+def stats(client: KcpClient) -> dict[str, str]:
+    return dict(word.split("=") for word in client.call("STATS")[1:])
+
+
+def test_writes_are_taken_again_once_a_full_disk_has_room(tmp_path: Path, small_disk: Path) -> None:
+    database = small_disk / "data"
+    running = start_server(tmp_path, {"database": {"path": str(database)}})
+    try:
+        pids = {name: running.server.child_pid(name) for name in ("storage", "frontend")}
+        kept = [f"before.{i}" for i in range(100)]
+        with running.client() as client:
+            for job_id in kept:
+                assert client.call("SET", job_id, LATER) == ["OK"]
+            filler = fill(small_disk)
+            refused = eventually(lambda: (reply := client.call("SET", "full", LATER)) != ["OK"]
+                                 and reply)  # fmt: skip
+            assert refused[:2] == ["ERROR", "internal"], refused
+            assert "No space left on device" in refused[2] and str(tmp_path) not in refused[2]
+            assert stats(client)["writable"] == "0" and int(stats(client)["write_errors"]) >= 1
+            running.server.wait_event("storage.write_failed", "storage")
+            filler.unlink()
+            eventually(lambda: client.call("SET", "after", LATER) == ["OK"])
+            assert stats(client)["writable"] == "1"
+            running.server.wait_event("storage.write_recovered", "storage")
+            assert all(client.call("GET", job_id)[1] == "planned" for job_id in kept)
+        assert {name: running.server.child_pid(name) for name in pids} == pids
+        assert len(running.server.events("service.ready", "storage")) == 1, "never restarted"
+    finally:
+        running.server.stop()
+    assert all(read_jobs(database, [*kept, "after"]).values()), "every OK is on disk"
