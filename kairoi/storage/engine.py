@@ -70,7 +70,7 @@ class Engine:
         runs_kept: int = DEFAULT_RUNS_KEPT,
         rng: random.Random | None = None,
     ) -> None:
-        self._kv = kv
+        self.kv = kv
         self.fsync = fsync
         migration.upgrade(kv)
         clock = clock or SystemClock()
@@ -261,7 +261,7 @@ class Engine:
         batch = self.take_batch()
         try:
             if batch:
-                self._kv.write(batch, sync=self.fsync)
+                self.kv.write(batch, sync=self.fsync)
         except StoreError:
             self.batch_written(False)
             raise
@@ -298,7 +298,7 @@ class Engine:
 
     def release_memory(self) -> None:
         """Between bursts: let the store give back the memory it holds for writes."""
-        self._kv.release_memory()
+        self.kv.release_memory()
 
     def job(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)

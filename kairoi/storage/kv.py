@@ -68,7 +68,6 @@ class MemoryStore:
         pass
 
     def reopen(self) -> bool:
-        self.fail_writes = False
         return True
 
     def close(self) -> None:

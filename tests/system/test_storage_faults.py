@@ -146,8 +146,9 @@ def test_writes_are_taken_again_once_a_full_disk_has_room(tmp_path: Path, small_
             for job_id in kept:
                 assert client.call("SET", job_id, LATER) == ["OK"]
             filler = fill(small_disk)
-            refused = eventually(lambda: (reply := client.call("SET", "full", LATER)) != ["OK"]
-                                 and reply)  # fmt: skip
+            refused: list[str] = eventually(
+                lambda: ((reply := client.call("SET", "full", LATER)) != ["OK"] and reply) or []
+            )
             assert refused[:2] == ["ERROR", "internal"], refused
             assert "No space left on device" in refused[2] and str(tmp_path) not in refused[2]
             assert stats(client)["writable"] == "0" and int(stats(client)["write_errors"]) >= 1
