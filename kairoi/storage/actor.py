@@ -53,7 +53,8 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
                 database=config.database.path,
                 rules=len(engine.rules),
             )
-            storage = Storage(server, kv, engine, open_engine, config.storage.max_batch)
+            storage = Storage(server, kv, engine, open_engine, config.storage.max_batch,
+                              pause_seconds=config.runners.lease / 2)  # fmt: skip
             _serve(storage, server, shutdown)
             storage.serve_waiting()  # what arrived meanwhile
         finally:
@@ -67,9 +68,15 @@ def _serve(storage: Storage, server: ReplyServer, shutdown: ShutdownFlag) -> Non
     """Serve until shutdown; when storage turns idle after work, give memory back."""
     idle = IdleWatch()
     next_check = time.monotonic() + IDLE_SECONDS
+    served_at = time.monotonic()
     while not shutdown.requested:
-        server.wait(max(1, int((next_check - time.monotonic()) * 1000)))
+        waiting_ms = max(1, int((next_check - time.monotonic()) * 1000))
+        server.wait(waiting_ms)
+        # Longer than the wait since it last served: it was stopped (SIGSTOP), starved, or
+        # busy; the runners could not reach it meanwhile.
+        storage.stood_still(time.monotonic() - served_at - waiting_ms / 1000)
         storage.serve_waiting()
+        served_at = time.monotonic()
         if time.monotonic() >= next_check:
             next_check = time.monotonic() + IDLE_SECONDS
             if idle.turned_idle():
@@ -98,12 +105,15 @@ class Storage:
         engine: Engine,
         open_engine: Callable[[], Engine],
         max_batch: int,
+        *,
+        pause_seconds: float = 5.0,
     ) -> None:
         self._server = server
         self._kv = kv
         self._engine = engine
         self._open_engine = open_engine  # over the database opened anew
         self._max_batch = max_batch
+        self._pause_seconds = pause_seconds  # standing still this long is being away
         self._dispatcher: bytes | None = None  # whoever claimed last
         self._runners: OrderedDict[bytes, None] = OrderedDict()  # heard from, newest last
         self._reopened = False  # the engine must be built again over what is on disk
@@ -214,6 +224,16 @@ class Storage:
             return False
         self._closed, self._reopened = None, True
         return True
+
+    def stood_still(self, seconds: float) -> None:
+        """Storage slept ``seconds`` longer than it asked to (stopped, or starved of CPU):
+        after a long while, the leases under way get their grace."""
+        if seconds >= self._pause_seconds and self._closed is None:
+            _log.warning("storage.stood_still", seconds=round(seconds, 3))
+            try:
+                self._engine.grant_grace()
+            except StoreError as exc:
+                _log.warning("storage.grace_failed", reason=without_paths(str(exc)))
 
     def release_memory(self) -> None:
         """Idle: write the memtable out, then give the freed memory back to the system."""

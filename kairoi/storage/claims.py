@@ -93,6 +93,17 @@ class Runs:
         instants = [instant for instant in (next_lost, next_due) if instant is not None]
         return messages.Claimed(runs=claimed, next_due_us=min(instants, default=None))
 
+    def grant_grace(self) -> None:
+        """Storage was away (it has just opened, or stood still): every lease of a run under
+        way ends a lease from now at the earliest, so that its runner, which held its outcome
+        or renewed meanwhile, reaches storage before the run is given up as lost. (A lease
+        ended on purpose, whose owner is known gone, is left ended.)"""
+        until = self._clock.now_us() + self._lease_us
+        for job_id, number in self._active.leases.every():
+            run = self._active_run(job_id, number)
+            if run is not None and run.owner and run.lease_until_us < until:
+                self._active.save(dataclasses.replace(run, lease_until_us=until), run)
+
     def runner_started(self, name: str, instance: str) -> None:
         current = f"runner:{name}:{instance}"
         self._expire(lambda held_by: held_by.startswith(f"runner:{name}:") and held_by != current)

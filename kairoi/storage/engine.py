@@ -93,6 +93,7 @@ class Engine:
             quarantine=self._quarantine, savepoints=self._savepoints,
         )  # fmt: skip
         self._actions = JobActions(self._jobs, self._history, self.runs, clock, self._due_at)
+        self.runs.grant_grace()  # storage was away until now: written with the first batch
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -283,6 +284,10 @@ class Engine:
             self._actions.forget_stops()
         self._stats.committed(written)
         self._rules.committed_batch(written)
+
+    def grant_grace(self) -> None:
+        """Storage stood still for a while (stopped, starved): no lease ends for that."""
+        self.runs.grant_grace()
 
     def take_wakeup(self) -> int | None:
         """After a commit: a due time earlier than the dispatcher knows of, to tell it."""

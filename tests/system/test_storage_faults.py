@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -16,6 +17,7 @@ import msgpack
 import pytest
 
 from kairoi.client.kcp import KcpClient
+from kairoi.client.server import ServerProcess, Settings
 from kairoi.storage import keys
 from kairoi.storage.rocks import RocksStore
 from tests.conftest import Running, start_server
@@ -163,3 +165,87 @@ def test_writes_are_taken_again_once_a_full_disk_has_room(tmp_path: Path, small_
     finally:
         running.server.stop()
     assert all(read_jobs(database, [*kept, "after"]).values()), "every OK is on disk"
+
+
+def executed(client: KcpClient, job_id: str) -> list[str]:
+    """GET's words for the job, once its last run is recorded executed."""
+    return eventually(lambda: ((got := client.call("GET", job_id))[1] == "executed" and got) or [])
+
+
+LONG = 'echo "start $1 $KAIROI_RUN" >> ran.txt\nsleep 1\necho "end $1" >> ran.txt\n'
+"""A script that outlives the moment storage is stopped, and ends while it is."""
+
+
+def test_a_run_that_ends_while_storage_is_stopped_is_not_run_again(tmp_path: Path) -> None:
+    """Fault: runs that ended while storage was down for longer than the lease ran again,
+    though their runner held the outcome."""
+    lease = 1.5
+    running = start_server(tmp_path, {"runners": {"lease": lease}})
+    ran = tmp_path / "ran.txt"
+    try:
+        (tmp_path / "scripts" / "long.sh").write_text(LONG)
+        pids = {name: running.server.child_pid(name) for name in ("storage", "runner-0")}
+        with running.client() as client:
+            assert client.call("RULE", "SET", "r", "long", "shell", "scripts/long.sh") == ["OK"]
+            assert client.call("SET", "long", "2020-01-01 00:00:00") == ["OK"]  # due at once
+            eventually(lambda: ran.exists() and "start" in ran.read_text())
+            os.kill(pids["storage"], signal.SIGSTOP)
+            try:
+                stopped = time.monotonic()
+                eventually(lambda: "end" in ran.read_text())  # it ended, storage away
+                time.sleep(max(0.0, 3 * lease - (time.monotonic() - stopped)))  # the fault
+            finally:
+                os.kill(pids["storage"], signal.SIGCONT)
+            state = executed(client, "long")
+            assert state[3] == "1", f"run 1 executed, not run again: {state}"
+            history, _ = client.call_list("RUNS", "long")
+            assert [item[1:2] + item[5:6] for item in history] == [["1", "executed"]], history
+        assert ran.read_text().count("start") == 1, "the script ran once"
+        assert {name: running.server.child_pid(name) for name in pids} == pids
+        assert running.server.events("storage.stood_still", "storage")
+        assert not running.server.events("run.lost")
+    finally:
+        running.server.stop()
+
+
+def test_a_run_that_ends_while_storage_is_down_is_not_run_again(tmp_path: Path) -> None:
+    """The same with storage killed and started again only after a lease (each process on
+    its own, as under a Procfile, so that nothing restarts it sooner), and the runner that
+    holds the outcome slow to come back: it still has a lease to."""
+    lease = 2.0
+    runtime_dir = str(tmp_path / "run")
+    settings: Settings = {"runners": {"lease": lease}}
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "long.sh").write_text(LONG)
+    ran = tmp_path / "ran.txt"
+    names = ("storage", "dispatcher", "runner", "frontend")
+    processes = {name: ServerProcess(tmp_path, settings, name, runtime_dir) for name in names}
+    try:
+        for name, process in processes.items():
+            process.start().wait_event("service.ready", name if name != "runner" else None)
+        storage, runner = processes["storage"], processes["runner"].process
+        assert runner is not None
+        ready = processes["frontend"].events("service.ready", "frontend")[0]
+        with KcpClient("127.0.0.1", int(ready["listen"].rpartition(":")[2])) as client:
+            assert client.call("RULE", "SET", "r", "long", "shell", "scripts/long.sh") == ["OK"]
+            assert client.call("SET", "long", "2020-01-01 00:00:00") == ["OK"]  # due at once
+            eventually(lambda: ran.exists() and "start" in ran.read_text())
+            storage.process.kill()  # type: ignore[union-attr]
+            killed = time.monotonic()
+            eventually(lambda: "end" in ran.read_text())  # it ended while storage was down
+            runner.send_signal(signal.SIGSTOP)
+            try:
+                time.sleep(max(0.0, 1.25 * lease - (time.monotonic() - killed)))  # the fault
+                storage.start().wait_event("service.ready", "storage", after=1)
+                time.sleep(lease / 4)  # the dispatcher claims at once; the runner is not there
+            finally:
+                runner.send_signal(signal.SIGCONT)
+            state = executed(client, "long")
+            assert state[3] == "1", f"run 1 executed, not run again: {state}"
+            history, _ = client.call_list("RUNS", "long")
+        assert [item[1:2] + item[5:6] for item in history] == [["1", "executed"]], history
+        assert ran.read_text().count("start") == 1, "the script ran once"
+        assert runner.poll() is None, "the runner was never restarted"
+    finally:
+        for process in reversed(processes.values()):
+            process.stop()
