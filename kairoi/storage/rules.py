@@ -13,6 +13,7 @@ from kairoi.storage.kv import KeyValueStore
 from kairoi.storage.writes import PendingWrites
 
 _log = log.get("kairoi.storage")
+_NO_CHANGES: dict[str, Rule | None] = {}  # never changed: restore copies what it is given
 
 
 class RuleBook:
@@ -69,7 +70,7 @@ class RuleBook:
 
     def saved(self) -> dict[str, Rule | None]:
         """The pending batch's changes, to ``restore`` if a request fails half-way."""
-        return dict(self._changes)
+        return dict(self._changes) if self._changes else _NO_CHANGES
 
     def restore(self, saved: dict[str, Rule | None]) -> None:
         self._changes = dict(saved)

@@ -3,8 +3,6 @@ writes to the pending batch and the state kept beside them in memory."""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from kairoi.domain import Rule
@@ -13,12 +11,9 @@ from kairoi.storage.rules import RuleBook
 from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
 
-
-@dataclass(frozen=True)
-class Mark:
-    position: int
-    counts: Counter[str]
-    rules: dict[str, Rule | None]
+Mark = tuple[int, dict[str, int], dict[str, Rule | None]]
+"""Where the batch's undo journal was, the counts, the rule changes (a tuple: one is taken
+for each job a claim takes)."""
 
 
 class Savepoints:
@@ -36,12 +31,13 @@ class Savepoints:
 
     def mark(self, outermost: bool = False) -> Mark:
         """Where a request (``outermost``) or a part of one starts."""
-        return Mark(self._writes.mark(outermost), self._stats.saved(), self._rules.saved())
+        return self._writes.mark(outermost), self._stats.saved(), self._rules.saved()
 
     def roll_back(self, mark: Mark) -> None:
         """Everything as it was at ``mark``."""
-        if self._writes.undo(mark.position):
+        position, counts, rules = mark
+        if self._writes.undo(position):
             for index in self._indexes:  # a walk may have raised its floor over what came back
                 index.forget_floor()
-        self._stats.restore(mark.counts)
-        self._rules.restore(mark.rules)
+        self._stats.restore(counts)
+        self._rules.restore(rules)

@@ -49,12 +49,12 @@ class Stats:
         counts.update((key, value) for key, value in self._pending.items() if value)
         return counts
 
-    def saved(self) -> Counter[str]:
+    def saved(self) -> dict[str, int]:
         """The pending counts, to ``restore`` if a request fails half-way."""
-        return self._pending.copy()
+        return dict(self._pending)
 
-    def restore(self, saved: Counter[str]) -> None:
-        self._pending = saved.copy()
+    def restore(self, saved: dict[str, int]) -> None:
+        self._pending = Counter(saved)
 
     def take_changes(self) -> bytes | None:
         """The record to write with the batch, if any count moved in it."""

@@ -11,6 +11,7 @@ import heapq
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from kairoi.storage import keys
 from kairoi.storage.kv import KeyValueStore
@@ -29,8 +30,9 @@ class PendingWrites:
         """The batch's keys by their first byte, repeats and all: a walk of one index
         looks at that index's changes only, not at the whole batch (a batch of thousands
         of outcomes walks the due and children indexes many times)."""
-        self._undo: list[tuple[bytes, bytes | None]] = []
-        """What the batch held of each key before each change since the outermost ``mark``."""
+        self._undo: list[tuple[bytes, Any]] = []
+        """What the batch held of each key before each change since the outermost ``mark``
+        (a value, None: deleted, or _ABSENT); b"" and a list: put_all's keys, all absent."""
 
     def mark(self, outermost: bool = False) -> int:
         """A request (``outermost``) or a part of one starts: ``undo`` of the position
@@ -44,10 +46,13 @@ class PendingWrites:
         first; how many there were. (The keys stay in ``_keys_by_kind``: a walk skips those
         no longer changed.)"""
         changes = self.changes
-        undone = len(self._undo) - position
+        undone = len(self._undo) - position  # entries: put_all's count as one
         for key, before in reversed(self._undo[position:]):
             if before is _ABSENT:
                 changes.pop(key, None)
+            elif not key:  # put_all's keys
+                for absent in before:
+                    changes.pop(absent, None)
             else:
                 changes[key] = before
         del self._undo[position:]
@@ -64,9 +69,9 @@ class PendingWrites:
         self._keys_by_kind[key[0]].append(key)
 
     def put_all(self, kind: bytes, kind_keys: list[bytes], values: Iterable[bytes]) -> None:
-        """``put`` of each key (all starting with ``kind``) and value, in C-level passes."""
-        before = map(self.changes.get, kind_keys, itertools.repeat(_ABSENT))
-        self._undo.extend(zip(kind_keys, before, strict=True))
+        """``put`` of each key (all starting with ``kind``, none of them in the batch yet: the
+        caller knows) and value, in C-level passes."""
+        self._undo.append((b"", kind_keys))  # all of them were absent: one entry for all
         self.changes.update(zip(kind_keys, values, strict=True))
         self._keys_by_kind[kind[0]].extend(kind_keys)
 
