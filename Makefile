@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Kairoi needs Python 3.11 or newer")'
@@ -31,6 +31,12 @@ test: lint
 
 bench: $(VENV)/.installed-run
 	$(BIN)/python -m benchmarks
+
+# Each atheris target for FUZZ_SECONDS, then FUZZ_LINES lines over sockets (docs/security.md).
+FUZZ_SECONDS ?= 60
+FUZZ_LINES   ?= 1000000
+fuzz: $(VENV)/.installed-test
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_LINES=$(FUZZ_LINES) $(BIN)/python -m fuzz
 
 clean:
 	rm -rf var/ benchmarks/scratch/

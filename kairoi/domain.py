@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-MAX_STRING_BYTES = 65_535
-"""The reference encodes every id, pattern and runner argument with a u16 length."""
-MAX_LIST = 10_000
-"""The most jobs or runs one request may list."""
+from kairoi import limits
+
+MAX_STRING_BYTES = limits.MAX_STRING_BYTES  # every bound is in kairoi/limits.py
+MAX_LIST = limits.MAX_LIST
 
 
 class JobStatus(IntEnum):

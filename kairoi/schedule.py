@@ -2,6 +2,11 @@
 
 Pure code. A schedule is a value whose ``next_after(instant)`` is its first occurrence after
 that instant (None: it has no more); cron expressions are parsed and stepped by cronsim.
+
+Every instant is kept within years 0001-9999 UTC (kairoi/limits.py), whatever the zone or
+offset it was written in: one outside is refused when parsed, and an occurrence that would
+fall outside means the schedule has no more. Formatting is total: even an instant outside
+the range (a record written before these checks) formats, it never raises.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from kairoi import limits
 from kairoi.errors import InvalidRequest
+from kairoi.limits import MAX_INSTANT_US, MIN_INSTANT_US
 
 # Unicode White_Space, which the reference's date parser skips (Python's str.isspace also
 # counts the ASCII separators 0x1C-0x1F, which the reference does not).
@@ -38,6 +45,8 @@ def parse_reference_time(text: str) -> int:
     match = _REFERENCE_TIME.match(text)
     if match is None:
         raise InvalidRequest(f"invalid date {text!r}: expected 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    if len(match[1]) > 6:  # a signed year of thousands of digits: not worth converting
+        raise InvalidRequest(f"invalid date {text[:40]!r}: the year must be within 0001-9999")
     fields = year, month, day, hour, minute, second = tuple(map(int, match.groups()))
     if not 1 <= year <= 9999:
         raise InvalidRequest(f"invalid date {text!r}: the year must be within 0001-9999")
@@ -78,21 +87,43 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
     return era * 146_097 + day_of_era - 719_468
 
 
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """The proleptic Gregorian (year, month, day) ``days`` after 1970-01-01, for any year
+    (the inverse of ``_days_from_civil``)."""
+    days += 719_468
+    era = days // 146_097
+    day_of_era = days - era * 146_097
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524
+                   - day_of_era // 146_096) // 365  # fmt: skip
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * month_index + 2) // 5 + 1
+    month = month_index + 3 if month_index < 10 else month_index - 9
+    return year_of_era + era * 400 + (month <= 2), month, day
+
+
 _LAST_SECOND = _days_from_civil(9999, 12, 31) * 86_400 + 86_399
+_DAY_US = 86_400_000_000
+assert (_LAST_SECOND + 1) * 1_000_000 - 1 == MAX_INSTANT_US
+assert _days_from_civil(1, 1, 1) * _DAY_US == MIN_INSTANT_US
 
 
 def format_instant(instant_us: int) -> str:
     """An instant as ISO 8601 UTC (``2030-01-01T00:00:00Z``), with microseconds when it has
-    any (for logs and replies)."""
-    instant = _EPOCH + timedelta(microseconds=instant_us)
+    any (for logs and replies). Total: an instant outside years 0001-9999 is written with
+    its year as it is (``10000-01-01T00:00:00Z``, ``-0001-12-31T00:00:00Z``)."""
     timespec = "microseconds" if instant_us % 1_000_000 else "seconds"
-    return instant.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+    if MIN_INSTANT_US <= instant_us <= MAX_INSTANT_US:
+        instant = _EPOCH + timedelta(microseconds=instant_us)
+        return instant.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+    days, time_us = divmod(instant_us, _DAY_US)
+    year, month, day = _civil_from_days(days)
+    wall = datetime(2000, month, day) + timedelta(microseconds=time_us)
+    year_text = f"{year:04d}" if year >= 0 else f"-{-year:04d}"
+    return year_text + wall.isoformat(timespec=timespec)[4:] + "Z"
 
 
 # Schedules: what a job's ``<when>`` says, as a value that tells its next occurrence.
-
-MAX_INSTANT_US = (_LAST_SECOND + 1) * 1_000_000 - 1
-"""The last representable instant (9999-12-31 23:59:59.999999 UTC)."""
 _DURATION = re.compile(
     r"P(?:(?P<weeks>[0-9]+)W|(?:(?P<years>[0-9]+)Y)?(?:(?P<months>[0-9]+)M)?"
     r"(?:(?P<days>[0-9]+)D)?(?:T(?=[0-9])(?:(?P<hours>[0-9]+)H)?(?:(?P<minutes>[0-9]+)M)?"
@@ -115,20 +146,34 @@ class Duration:
         return self.months != 0
 
 
-def parse_duration(text: str) -> Duration:
-    """``PnW`` or ``P[nY][nM][nD][T[nH][nM][nS]]``, whole numbers, the whole string."""
+def parse_duration(text: str, field: str = "a duration") -> Duration:
+    """``PnW`` or ``P[nY][nM][nD][T[nH][nM][nS]]``, whole numbers, the whole string; no
+    longer than the calendar (limits.MAX_DURATION_US, limits.MAX_DURATION_MONTHS)."""
     match = _DURATION.fullmatch(text)
     if match is None or text in ("P", "PT"):
         raise InvalidRequest(
-            f"invalid duration {text!r}: expected ISO 8601 such as PT30S, PT10M, P1D, P1M or P2W"
+            f"invalid duration {text[:40]!r}: expected ISO 8601 such as PT30S, PT10M, P1D, P1M "
+            "or P2W"
         )
-    parts = {name: int(value or 0) for name, value in match.groupdict().items()}
+    parts = {name: _part(value) for name, value in match.groupdict().items()}
     days = parts["weeks"] * 7 + parts["days"]
     seconds = ((days * 24 + parts["hours"]) * 60 + parts["minutes"]) * 60 + parts["seconds"]
-    duration = Duration(parts["years"] * 12 + parts["months"], seconds * 1_000_000, text)
+    months = parts["years"] * 12 + parts["months"]
+    if months > limits.MAX_DURATION_MONTHS:
+        raise InvalidRequest(f"{field} must be between P0M and P{limits.MAX_DURATION_MONTHS}M "
+                             f"in years and months, not {text[:40]!r}")  # fmt: skip
+    duration = Duration(months, limits.duration_us(seconds * 1_000_000, field), text)
     if duration.months == 0 and duration.fixed_us == 0:
         raise InvalidRequest(f"invalid duration {text!r}: it must not be zero")
     return duration
+
+
+def _part(digits: str | None) -> int:
+    """A duration's number; one too long to convert is past every bound anyway."""
+    significant = (digits or "0").lstrip("0")
+    return (
+        int(significant or "0") if len(significant) <= limits.MAX_DIGITS else 10**limits.MAX_DIGITS
+    )
 
 
 def format_duration(duration_us: int) -> str:
@@ -173,12 +218,14 @@ class Interval:
     text: str
 
     def occurrence(self, k: int) -> int:
-        """The instant of occurrence number ``k`` (0: the start)."""
+        """The instant of occurrence number ``k`` (0: the start), in whole numbers: it may be
+        past the calendar's end (``next_after`` says there is none then), it never raises."""
         if not self.step.calendar:
             return self.start_us + k * self.step.fixed_us
-        local = _EPOCH + timedelta(microseconds=self.start_us + self.offset_s * 1_000_000)
-        moved = _add_months(local, k * self.step.months)
-        return _to_us(moved) - self.offset_s * 1_000_000 + k * self.step.fixed_us
+        offset_us = self.offset_s * 1_000_000
+        local_days, time_us = divmod(self.start_us + offset_us, _DAY_US)
+        moved = _add_months(_civil_from_days(local_days), k * self.step.months)
+        return moved * _DAY_US + time_us - offset_us + k * self.step.fixed_us
 
     def next_after(self, instant_us: int) -> int | None:
         k = max(0, self._estimate(instant_us))
@@ -188,7 +235,8 @@ class Interval:
             k += 1
         if self.repeats is not None and k > self.repeats:
             return None
-        return self.occurrence(k)
+        occurrence = self.occurrence(k)
+        return occurrence if occurrence <= MAX_INSTANT_US else None  # the calendar ends
 
     def _estimate(self, instant_us: int) -> int:
         """An occurrence number near the first after ``instant_us``."""
@@ -213,12 +261,15 @@ class Cron:
 
     def next_after(self, instant_us: int) -> int | None:
         zone = ZoneInfo(self.zone)
-        instant = _EPOCH + timedelta(microseconds=instant_us)
-        wall = instant.astimezone(zone).replace(tzinfo=None)
-        for candidate in CronSim(self.expression, wall):
-            moment = _placed(candidate, zone)
-            if moment > instant:  # else a second pass over a repeated hour: it ran already
-                return _to_us(moment)
+        try:
+            instant = _EPOCH + timedelta(microseconds=instant_us)
+            wall = instant.astimezone(zone).replace(tzinfo=None)
+            for candidate in CronSim(self.expression, wall):
+                moment = _placed(candidate, zone)
+                if moment > instant:  # else a second pass over a repeated hour: it ran already
+                    return _to_us(moment)
+        except (OverflowError, ValueError):  # the next wall time or instant is past year 9999
+            return None  # (datetime raises either, by the operation: "year 10000 is out of range")
         return None
 
 
@@ -252,14 +303,15 @@ def parse_schedule(when: str, zone: str | None = None) -> Schedule:
     if when.startswith("R") or when.count("/") == 2:
         return _interval(when)
     if "T" in when:
-        return OneShot(_to_us(_iso_datetime(when, need_offset=True)))
+        return OneShot(limits.instant(_to_us(_iso_datetime(when, need_offset=True)), "the instant"))
     return OneShot(parse_reference_time(when))
 
 
 def _cron(expression: str, zone: str) -> Cron:
+    limits.length(zone, "TZ", limits.MAX_ZONE_BYTES)
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, unreadable
         raise InvalidRequest(f"unknown time zone {zone!r}: expected an IANA name such as "
                              "Europe/Paris or UTC") from None  # fmt: skip
     fields = expression.split()
@@ -282,11 +334,12 @@ def _interval(text: str) -> Interval:
     if match is None:
         raise InvalidRequest(f"invalid interval {text!r}: the repeat part must be R (for ever) "
                              f"or Rn (n more times), not {repeat!r}")  # fmt: skip
-    repeats = int(match[1]) if match[1] else None
+    repeats = limits.REPEATS.parse(match[1]) if match[1] else None
     start_at = _iso_datetime(start, need_offset=False)
+    start_us = limits.instant(_to_us(start_at), "the interval's start")
     offset = start_at.utcoffset()
     offset_s = 0 if offset is None else int(offset.total_seconds())
-    return Interval(repeats, _to_us(start_at), offset_s, parse_duration(step), text)
+    return Interval(repeats, start_us, offset_s, parse_duration(step, "the interval's step"), text)
 
 
 def _iso_datetime(text: str, need_offset: bool) -> datetime:
@@ -310,10 +363,11 @@ def _to_us(instant: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _add_months(moment: datetime, months: int) -> datetime:
-    """``moment`` ``months`` later on the calendar, its day kept or the month's last."""
-    month_index = moment.year * 12 + moment.month - 1 + months
-    year, month = divmod(month_index, 12)
+def _add_months(date: tuple[int, int, int], months: int) -> int:
+    """The day (since 1970-01-01) ``months`` after the (year, month, day) ``date`` on the
+    calendar, its day kept or the month's last; for any year."""
+    year, month, day = date
+    year, month = divmod(year * 12 + month - 1 + months, 12)
     month += 1
     leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    return moment.replace(year=year, month=month, day=min(moment.day, _DAYS_IN_MONTH[month] + leap))
+    return _days_from_civil(year, month, min(day, _DAYS_IN_MONTH[month] + leap))

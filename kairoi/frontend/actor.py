@@ -22,9 +22,10 @@ from kairoi.config import Config, parse_listen
 from kairoi.control import protocol as control
 from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend import jobfiles, kcp
-from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
+from kairoi.frontend.instructions import InstructionReader, Local
 from kairoi.frontend.replies import AnySlot, Owed, SetsSlot, Sink, Slot
 from kairoi.runtime import stop_on_signals
+from kairoi.scripts import ScriptPolicy
 
 _log = log.get("kairoi.frontend")
 SHUTDOWN_GRACE_SECONDS = 3.0

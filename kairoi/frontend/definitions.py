@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kairoi import messages
+from kairoi import limits, messages
 from kairoi.domain import Missed, Overlap
 from kairoi.errors import InvalidRequest
 from kairoi.frontend.arguments import check_lengths
@@ -22,7 +22,6 @@ from kairoi.schedule import parse_duration, parse_reference_time, parse_schedule
 
 SET_USAGE = 'SET <job> "YYYY-MM-DD HH:MM:SS" | <when> [<OPTION> <value> …] | AFTER <parent> …'
 OPTIONS = ("TZ", "MISSED", "OVERLAP", "RETRIES", "BACKOFF", "MAXBACKOFF", "AFTER")
-MAX_RETRIES = 1000
 _BARE_DATE = re.compile(r"[+-]?[0-9]{1,4}-[0-9]{1,2}-[0-9]{1,2}")
 
 
@@ -127,16 +126,13 @@ def _word(values: dict[str, str], option: str, words: type[Missed | Overlap], de
 def _retries(text: str | None) -> int:
     if text is None:
         return 0
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_RETRIES:
-        raise InvalidRequest(f"RETRIES is a whole number within 0 and {MAX_RETRIES}, "
-                             f"not {text!r}")  # fmt: skip
-    return int(text)
+    return limits.RETRIES.parse(text)
 
 
 def _duration(values: dict[str, str], option: str) -> int:
     if option not in values:
         return 0
-    duration = parse_duration(values[option])
+    duration = parse_duration(values[option], option)
     if duration.calendar:
         raise InvalidRequest(f"{option} must be a fixed duration (weeks, days, hours, minutes, "
                              f"seconds), not {values[option]!r}")  # fmt: skip

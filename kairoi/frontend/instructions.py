@@ -6,19 +6,18 @@ raises a KairoiError whose code and reason become ``ID ERROR <code> "<reason>"``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wcmatch import glob
-
-from kairoi import __version__, messages
+from kairoi import __version__, limits, messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
-from kairoi.domain import MAX_LIST, MAX_STRING_BYTES
-from kairoi.errors import Forbidden, InvalidRequest, KairoiError
+from kairoi.checks import check_request
+from kairoi.domain import MAX_STRING_BYTES
+from kairoi.errors import InvalidRequest, KairoiError
 from kairoi.frontend.arguments import check_lengths
 from kairoi.frontend.definitions import read_set
 from kairoi.schedule import parse_reference_time
+from kairoi.scripts import ScriptPolicy
 
 JobAction = (
     messages.GetJob | messages.DisableJob | messages.EnableJob | messages.StopJob
@@ -44,38 +43,20 @@ class Local:
     suffix: bytes
 
 
-class ScriptPolicy:
-    """Which script paths a shell rule may name: ``runners.shell.allow``.
-
-    Paths and patterns are made absolute against the working directory and normalised, so
-    ``scripts/../../etc/x`` is judged as ``/etc/x``: a pattern never lets ``..`` escape.
-    """
-
-    def __init__(self, allow: tuple[str, ...], cwd: str | None = None) -> None:
-        self._cwd = cwd or os.getcwd()
-        self._patterns = [self._absolute(pattern) for pattern in allow]
-
-    def check(self, script: str) -> None:
-        if not script:
-            raise InvalidRequest("the shell runner needs a script path")
-        if "\0" in script or not glob.globmatch(
-            self._absolute(script), self._patterns, flags=glob.GLOBSTAR | glob.DOTGLOB
-        ):
-            raise Forbidden(
-                f"script {script!r} is not allowed by runners.shell.allow "
-                f"({', '.join(self._patterns)})"
-            )
-
-    def _absolute(self, path: str) -> str:
-        return os.path.normpath(os.path.join(self._cwd, path))
-
-
 class InstructionReader:
     def __init__(self, scripts: ScriptPolicy) -> None:
         self._scripts = scripts
 
     def read(self, arguments: list[str]) -> messages.Request | Local:
-        """The request ``arguments`` ask for; raises KairoiError when they are wrong."""
+        """The request ``arguments`` ask for; raises KairoiError when they are wrong, and
+        InvalidRequest when a field is out of the range storage would refuse it for (the
+        same check_request storage's entry makes: one set of checks for both doors)."""
+        request = self._read(arguments)
+        if not isinstance(request, Local):
+            check_request(request)
+        return request
+
+    def _read(self, arguments: list[str]) -> messages.Request | Local:
         match arguments:
             case ["SET", *rest]:
                 return read_set(rest)
@@ -129,13 +110,14 @@ class InstructionReader:
         check_lengths(arguments)
         match arguments:
             case [rule_id, pattern, "shell", script]:
-                self._scripts.check(script)
-                return messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=script)
+                real_path = self._scripts.resolve(script)
+                return messages.SetShellRule(rule_id=rule_id, pattern=pattern, script=real_path)
             case [rule_id, pattern, "amqp", dsn, exchange, routing_key]:
                 try:
                     parse_dsn(dsn)
                 except ValueError as exc:
-                    raise InvalidRequest(f"invalid AMQP DSN {mask_dsn(dsn)!r}: {exc}") from None
+                    shown = mask_dsn(dsn)[:200]  # a DSN may be 64 KB long: the start says which
+                    raise InvalidRequest(f"invalid AMQP DSN {shown!r}: {exc}") from None
                 return messages.SetAmqpRule(
                     rule_id=rule_id,
                     pattern=pattern,
@@ -237,10 +219,8 @@ def _output(arguments: list[str]) -> messages.GetOutput:
     match arguments:
         case [job_id]:
             run = 0
-        case [job_id, run_text] if run_text.isascii() and run_text.isdigit() and run_text != "0":
-            run = int(run_text)
-        case [_, run_text]:
-            raise InvalidRequest(f"a run number is a whole number from 1, not {run_text!r}")
+        case [job_id, run_text]:
+            run = limits.RUN.parse(run_text)
         case _:
             raise InvalidRequest("OUTPUT takes 1 or 2 arguments: OUTPUT <job> [<run>]")
     check_lengths([job_id])
@@ -262,10 +242,10 @@ def _options(arguments: list[str], keywords: tuple[str, ...], usage: str) -> dic
 def _count(text: str | None, default: int, usage: str) -> int:
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIST:
-        raise InvalidRequest(f"LIMIT must be a whole number within 1 and {MAX_LIST}, "
-                             f"not {text!r}: {usage}")  # fmt: skip
-    return int(text)
+    try:
+        return limits.LIMIT.parse(text)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{exc.reason}: {usage}") from None
 
 
 Reader = Callable[[list[str]], messages.Request | Local]

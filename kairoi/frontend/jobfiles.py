@@ -31,7 +31,7 @@ from kairoi import messages
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
 from kairoi.errors import KairoiError
 from kairoi.frontend.definitions import define
-from kairoi.frontend.instructions import ScriptPolicy
+from kairoi.scripts import ScriptPolicy
 
 KEYS = (
     "id", "schedule", "after", "after_mode", "tz", "missed", "overlap", "retries", "backoff",
@@ -59,7 +59,7 @@ def read(source: str, text: str, scripts: ScriptPolicy) -> JobFile:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an int of thousands of digits
         mark = getattr(exc, "problem_mark", None)
         raise FileError(mark.line + 1 if mark else 0, f"not valid YAML: {exc}") from None
     if document is None:
@@ -120,9 +120,7 @@ def _runner(entry: dict[str, Any], scripts: ScriptPolicy) -> tuple[str, tuple[st
     if len(given) > 1:
         raise ValueError(f"a job has one runner: shell, amqp or rule, not {' and '.join(given)}")
     if "shell" in entry:
-        script = _text(entry, "shell")
-        scripts.check(script)
-        return "shell", (script,), ""
+        return "shell", (scripts.resolve(_text(entry, "shell")),), ""
     if "amqp" in entry:
         amqp = entry["amqp"]
         if not isinstance(amqp, dict) or set(amqp) != {"dsn", "exchange", "routing_key"}:

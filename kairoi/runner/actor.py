@@ -27,8 +27,9 @@ from kairoi.config import Config
 from kairoi.domain import Outcome
 from kairoi.runner.alarm import Alarm
 from kairoi.runner.amqp import AmqpPublisher
-from kairoi.runner.shell import ScriptResult, ShellScripts, kill_leftovers
+from kairoi.runner.shell import ScriptResult, ShellScripts, kill_leftovers, runner_key
 from kairoi.runtime import stop_on_signals
+from kairoi.scripts import ScriptPolicy
 
 _log = log.get("kairoi.runner")
 HEARTBEAT_SECONDS = 1.0
@@ -60,6 +61,7 @@ class Runner:
     ) -> None:
         self.name = name
         self.instance = uuid.uuid4().hex[:12]
+        self.key = runner_key(config.storage_endpoint, name)
         self.capacity = (config.runners.shell.concurrency, config.runners.amqp.concurrency)
         self._renew_seconds = config.runners.lease / 3
         self._dispatcher = dispatcher
@@ -85,14 +87,17 @@ class Runner:
 
     async def serve(self, stop: asyncio.Event) -> None:
         shell, amqp = self._shell, self._amqp
-        self._scripts = ShellScripts(self.name, self.instance, shell.timeout, shell.output_bytes)
+        self._scripts = ShellScripts(
+            (self.name, self.key, self.instance), ScriptPolicy(shell.allow), shell.timeout,
+            shell.output_bytes,
+        )  # fmt: skip
         self._publisher = AmqpPublisher(
             amqp.max_connections, amqp.connect_timeout, amqp.publish_timeout
         )
         self._alarm: Alarm[messages.Execute] = Alarm(self._start_all)
-        leftovers = kill_leftovers(self.name, self.instance)
+        leftovers = kill_leftovers(self.key, self.instance)
         _log.info(
-            "service.ready", name=self.name, instance=self.instance,
+            "service.ready", name=self.name, instance=self.instance, key=self.key,
             capacity=dict(zip(messages.RUNNER_KINDS, self.capacity, strict=True)),
             leftovers_killed=leftovers,
         )  # fmt: skip

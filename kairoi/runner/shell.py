@@ -1,23 +1,35 @@
-"""The adapter for /bin/sh: run ``sh <script> <job id>`` as the reference server does.
+"""The adapter for /bin/sh: run ``sh -- <script> <job id>`` as the reference server does.
+
+Nothing a rule holds can become an option of ``sh``: the script is the real path the
+allow-list admits right before the run (absolute, so never ``-…``), after ``--``, and the job
+id is ``$1``, data whatever it holds. A script the allow-list refuses does not start; its run
+fails with the reason.
 
 Each script runs in a process group of its own, so a timeout, a stop or the runner's own
-shutdown kills the script and everything it started. Every process carries the runner's name
-and instance in its environment, so a runner restarted after ``kill -9`` can find and kill
-what its predecessor left running (``kill_leftovers``) instead of running it twice at once.
+shutdown kills the script and everything it started. Every process carries the runner's key
+(a digest of this server's storage endpoint and the runner's name: ``runner_key``) and
+instance in its environment, so a runner restarted after ``kill -9`` can find and kill what
+its predecessor left running (``kill_leftovers``) instead of running it twice at once, and
+never touches the scripts of another server's runner of the same name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from kairoi.errors import KairoiError
+from kairoi.scripts import ScriptPolicy
+
 RUNNER_ENV = "KAIROI_RUNNER"
 INSTANCE_ENV = "KAIROI_RUNNER_INSTANCE"
+KEY_ENV = "KAIROI_RUNNER_KEY"
 _OUTPUT_GRACE_SECONDS = 0.1
 """After the script exits, how long to wait for output still in the pipe (a background child
 may hold it open for ever)."""
@@ -41,8 +53,17 @@ class ScriptResult:
 class ShellScripts:
     """Must be created inside the running event loop that will run the scripts."""
 
-    def __init__(self, name: str, instance: str, timeout: float, output_bytes: int) -> None:
-        self._env = {**os.environ, RUNNER_ENV: name, INSTANCE_ENV: instance}
+    def __init__(
+        self,
+        identity: tuple[str, str, str],
+        scripts: ScriptPolicy,
+        timeout: float,
+        output_bytes: int,
+    ) -> None:
+        """``identity``: the runner's name, key (``runner_key``) and instance."""
+        name, key, instance = identity
+        self._env = {**os.environ, RUNNER_ENV: name, KEY_ENV: key, INSTANCE_ENV: instance}
+        self._scripts = scripts
         self._timeout = timeout or None
         self._output_bytes = output_bytes
         self._groups: dict[int, tuple[str, int]] = {}  # process group -> (job id, run)
@@ -54,10 +75,17 @@ class ShellScripts:
         os.close(self._devnull)
 
     async def run(self, script: str, job_id: str, run: int) -> ScriptResult:
+        try:
+            path = self._scripts.runnable(script)  # checked again: the rule may be old
+        except KairoiError as exc:
+            return ScriptResult(None, f"not run: {exc.reason}", b"")
+        if "\0" in job_id:  # no argument or environment variable can hold one
+            return ScriptResult(None, "not run: a job id holding a NUL byte cannot reach sh", b"")
         env = {**self._env, "KAIROI_JOB_ID": job_id, "KAIROI_RUN": str(run)}
+        argv = ["sh", "--", path, job_id]
         read_end, write_end = os.pipe()
         try:
-            child = _Child.spawn(self._sh, ["sh", script, job_id], env, self._devnull, write_end)
+            child = _Child.spawn(self._sh, argv, env, self._devnull, write_end)
         except OSError as exc:
             os.close(read_end)
             return ScriptResult(None, f"cannot start sh: {exc.strerror or exc}", b"")
@@ -181,9 +209,21 @@ def _kill_group(group: int) -> None:
         os.killpg(group, signal.SIGKILL)
 
 
-def kill_leftovers(name: str, instance: str) -> int:
-    """Kill processes started by earlier instances of runner ``name`` (Linux); how many."""
-    wanted = f"{RUNNER_ENV}={name}".encode()
+def runner_key(storage_endpoint: str, name: str) -> str:
+    """What marks the scripts of runner ``name`` of one server: a digest of the storage
+    endpoint it reports to (an ``ipc://`` path resolved to its real path) and its name. No two
+    servers on a host share a storage endpoint, and a runner on another host knows it too."""
+    scheme, separator, address = storage_endpoint.partition("://")
+    if scheme == "ipc" and separator:
+        address = os.path.realpath(address)
+    digest = hashlib.sha256(f"{scheme}://{address}\0{name}".encode())
+    return digest.hexdigest()[:32]
+
+
+def kill_leftovers(key: str, instance: str) -> int:
+    """Kill processes started by earlier instances of the runner of ``key`` (Linux); how
+    many."""
+    wanted = f"{KEY_ENV}={key}".encode()
     mine = f"{INSTANCE_ENV}={instance}".encode()
     killed = 0
     for entry in Path("/proc").iterdir():

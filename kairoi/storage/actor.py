@@ -21,6 +21,7 @@ from kairoi.bus import ReplyServer
 from kairoi.config import Config
 from kairoi.errors import StoreError
 from kairoi.runtime import IDLE_SECONDS, IdleWatch, ShutdownFlag, release_free_memory
+from kairoi.scripts import ScriptPolicy
 from kairoi.storage.engine import Engine
 from kairoi.storage.failures import without_paths
 from kairoi.storage.kv import KeyValueStore
@@ -41,6 +42,7 @@ def run(config: Config, shutdown: ShutdownFlag) -> None:
                 fsync=config.database.fsync_on_persist,
                 lease_us=int(config.runners.lease * 1_000_000),
                 runs_kept=config.history.runs_per_job,
+                scripts=ScriptPolicy(config.runners.shell.allow),
             )
 
         engine = open_engine()

@@ -16,7 +16,7 @@ import dataclasses
 import random
 from collections.abc import Callable
 
-from kairoi import log, messages
+from kairoi import limits, log, messages
 from kairoi.clock import Clock
 from kairoi.domain import ActiveRun, Job, JobStatus, Outcome, Overlap, Run, runner_arguments
 from kairoi.errors import CorruptRecord, InvalidRequest
@@ -186,6 +186,9 @@ class Runs:
             if plan is not None:
                 self._on_due(plan.due_us)
             return None
+        if job.run >= limits.MAX_RUN:
+            self._exhausted(job)
+            return None
         number = job.run + 1
         active = ActiveRun(
             job_id=job.id, run=number, due_us=job.due_us, slot_us=job.slot_us,
@@ -213,6 +216,11 @@ class Runs:
         if active is None or job is None:
             return None
         _log.warning("run.lost", job=job_id, run=number, owner=active.owner)
+        if job.run >= limits.MAX_RUN:
+            self._active.delete(active)
+            others = tuple(run for run in job.active if run != number)
+            self._exhausted(dataclasses.replace(job, active=others))
+            return None
         self._history.add(job_id, _unreported(active, Outcome.LOST, LOST_REASON, now), b"")
         again = dataclasses.replace(active, run=job.run + 1, lease_until_us=now + self._lease_us,
                                     owner=owner)  # fmt: skip
@@ -221,6 +229,12 @@ class Runs:
         active_runs = tuple(again.run if run == number else run for run in job.active)
         self._jobs.save(dataclasses.replace(job, run=again.run, active=active_runs), job)
         return self._execute(job, again, now)
+
+    def _exhausted(self, job: Job) -> None:
+        """No run number is left for the job (limits.MAX_RUN): it ends, Failed."""
+        _log.warning("run.numbers_exhausted", job=job.id, run=job.run)
+        stored = self._jobs.get(job.id)
+        self._jobs.save(lifecycle.exhausted(job), stored)
 
     def _execute(self, job: Job, active: ActiveRun, now: int) -> messages.Execute | None:
         runner = self._runner_for(job)
@@ -249,7 +263,10 @@ class Runs:
         return rule.id, name, arguments
 
     def _record_skipped(self, job: Job, skipped: planning.Skipped, now: int) -> Job:
-        """Record occurrences that did not run as one run of their own, ``skipped``."""
+        """Record occurrences that did not run as one run of their own, ``skipped`` (not
+        when no run number is left: the next claim ends the job)."""
+        if job.run >= limits.MAX_RUN:
+            return job
         number = job.run + 1
         reason = (f"occurrences from {format_instant(skipped.first_us)} to "
                   f"{format_instant(skipped.until_us)} {skipped.reason}")  # fmt: skip

@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 from typing import Final, assert_never
 
-from kairoi import log, messages
+from kairoi import messages
+from kairoi.checks import check_request
 from kairoi.clock import Clock, SystemClock
 from kairoi.domain import (
     MAX_LIST,
@@ -27,20 +28,20 @@ from kairoi.domain import (
     ShellRunner,
 )
 from kairoi.errors import Conflict, CorruptRecord, InvalidRequest, KairoiError, NotFound, StoreError
-from kairoi.storage import failures, keys, migration, views
+from kairoi.scripts import ScriptPolicy
+from kairoi.storage import failures, inbound, keys, migration, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
 from kairoi.storage.kv import KeyValueStore
-from kairoi.storage.quarantine import Quarantine, Quarantined
+from kairoi.storage.quarantine import Quarantine
 from kairoi.storage.rules import RuleBook
 from kairoi.storage.savepoint import Savepoints
 from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
 
-_log = log.get("kairoi.storage")
 OK: Final = messages.Ok()
 PONG: Final = messages.Pong()
 DEFAULT_LEASE_US = 10_000_000
@@ -69,8 +70,12 @@ class Engine:
         lease_us: int = DEFAULT_LEASE_US,
         runs_kept: int = DEFAULT_RUNS_KEPT,
         rng: random.Random | None = None,
+        scripts: ScriptPolicy | None = None,
     ) -> None:
+        """``scripts``: the allow-list every shell script set here is resolved and checked
+        against (None, in tests of other logic: taken as given)."""
         self.kv = kv
+        self._scripts = scripts
         self.fsync = fsync
         migration.upgrade(kv)
         clock = clock or SystemClock()
@@ -105,6 +110,7 @@ class Engine:
         mark = self._savepoints.mark(outermost=True)
         stops, dispatcher = self._actions.stops_pending(), self.runs.dispatcher
         try:
+            check_request(request)  # the ranges and sizes the frontend checks, for any sender
             return self._route(request)
         except Exception as exc:  # this request only: the batch goes on without it
             self._savepoints.roll_back(mark)
@@ -114,10 +120,11 @@ class Engine:
                 return messages.Failed(code=exc.code, reason=exc.reason)
             reply = failures.internal(request, exc)
             if failures.unhandleable(exc) and isinstance(request, failures.NAMING_A_JOB):
-                self._set_aside(request.job_id, reply.reason)  # it would fail again
+                self._quarantine.set_aside_after(request.job_id, reply.reason)  # else again
             return reply
 
     def _route(self, request: messages.Message) -> messages.Reply:
+        request = inbound.checked(request, self._scripts)  # the bus is a door too
         match request:
             case (
                 messages.SetJob() | messages.SetJobs() | messages.DefineJob() | messages.LoadJobs()
@@ -188,7 +195,7 @@ class Engine:
     def _job_request(self, request: JobRequest) -> messages.Reply:
         match request:
             case messages.GetJob(job_id=job_id):
-                return views.job_state(self._shown(job_id))
+                return views.job_state(self._quarantine.shown(job_id))
             case messages.ListJobs(prefix=prefix, after=after, limit=limit):
                 _check_limit(limit)
                 found = self._jobs.ids(prefix, after, limit)
@@ -216,24 +223,12 @@ class Engine:
                 assert_never(request)
         return OK
 
-    def _set_aside(self, job_id: str, reason: str) -> None:
-        try:
-            self._quarantine.set_aside_job(job_id, reason)
-        except Exception as exc:  # the batch goes on without it
-            _log.error("storage.quarantine_failed", job=job_id, exc_info=exc)
-
     def _quarantined_or(self, request: JobRequest) -> messages.Reply:
         """A job request; on a job whose records cannot be read, a refusal saying so."""
         try:
             return self._job_request(request)
         except CorruptRecord as exc:
             raise Conflict(f"{exc.reason}: the job is quarantined; UNSET it") from exc
-
-    def _shown(self, job_id: str) -> Job | Quarantined:
-        job = self._quarantine.job(job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}")
-        return job
 
     def _rule_request(self, request: RuleRequest) -> messages.Reply:
         match request:

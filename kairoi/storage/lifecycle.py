@@ -118,6 +118,13 @@ def passed_over(job: Job, plan: Next | None, now_us: int) -> Job:
     return ended(running, 0, Outcome.SKIPPED, now_us, plan)
 
 
+def exhausted(job: Job) -> Job:
+    """The job's run numbers reached limits.MAX_RUN: it runs no more (Failed, nothing
+    planned); UNSET, or SET again under another id, is what is left to do."""
+    return _with(job, status=JobStatus.FAILED, manual=False, late="", resume_us=None,
+                 resume_slot_us=None, last_outcome=Outcome.FAILED)  # fmt: skip
+
+
 def resumed(job: Job) -> Next | None:
     """What a manual run's end plans: the run TRIGGER put aside, if any."""
     if job.resume_us is None:

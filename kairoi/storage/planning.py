@@ -1,12 +1,15 @@
 """When a job runs next: its first run, what a late claim means, what follows a run's end.
 
 Pure: a job's spec, its schedule, the time and (for retries) a random source in; instants
-out. A recurring job's runs stand for occurrences of its schedule (``slot_us``); its next
-occurrence is always counted from the last one's, so the grid never drifts, and the
-policies decide what happens to occurrences that pass while it cannot run:
+out. Arithmetic saturates instead of raising: a retry whose time would pass the calendar's
+end is not planned (the job ends as its run did), a schedule with no occurrence left within
+the calendar has no more. A recurring job's runs stand for occurrences of its schedule
+(``slot_us``); its next occurrence is always counted from the last one's, so the grid never
+drifts, and the policies decide what happens to occurrences that pass while it cannot run:
 
 - MISSED (checked when a run is claimed and the next occurrence has passed too, i.e.
-  Kairoi was down): skip them all, run one catch-up then resume the grid, or run each.
+  Kairoi was down): skip them all, run one catch-up then resume the grid, or run each (up
+  to limits.MAX_CATCH_UP of them; after a longer gap, one catch-up, as with once).
 - OVERLAP (checked when a run ends and occurrences passed during it): skip them, run each
   in turn (queue), or, with allow, nothing to check: each ran at its time beside the others.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from kairoi import limits
 from kairoi.domain import ActiveRun, Job, JobSpec, Missed, Outcome, Overlap
 from kairoi.errors import InvalidRequest
 from kairoi.schedule import Cron, Interval, OneShot, Schedule, parse_schedule
@@ -50,12 +54,19 @@ class Skipped:
 
 
 def schedule_of(spec: JobSpec, due_us: int) -> Schedule:
-    """The job's schedule (the reference SET's one-shot is at ``due_us``)."""
-    return parse_schedule(spec.when, spec.zone) if spec.when else OneShot(due_us)
+    """A stored job's schedule (the reference SET's one-shot is at ``due_us``). One stored
+    before its ranges were checked, which no longer parses, is taken as a one-shot at its
+    due time: it runs once more, then ends, instead of failing every claim that meets it."""
+    if not spec.when:
+        return OneShot(due_us)
+    try:
+        return parse_schedule(spec.when, spec.zone)
+    except InvalidRequest:
+        return OneShot(due_us)
 
 
 def is_recurring(spec: JobSpec) -> bool:
-    return bool(spec.when) and isinstance(parse_schedule(spec.when, spec.zone), Interval | Cron)
+    return bool(spec.when) and isinstance(schedule_of(spec, 0), Interval | Cron)
 
 
 def first(spec: JobSpec, due_us: int, now_us: int) -> Next | None:
@@ -64,7 +75,7 @@ def first(spec: JobSpec, due_us: int, now_us: int) -> Next | None:
     from now (nothing was missed before it existed)."""
     if spec.parents:
         return None
-    schedule = schedule_of(spec, due_us)
+    schedule = parse_schedule(spec.when, spec.zone) if spec.when else OneShot(due_us)
     if isinstance(schedule, OneShot):
         return Next(schedule.at_us)
     occurrence = schedule.next_after(now_us - 1)
@@ -80,10 +91,24 @@ def on_claim(job: Job, now_us: int) -> str:
         return job.late
     if job.manual or job.slot_us is None:
         return GRID
-    following = schedule_of(job.spec, job.due_us).next_after(job.slot_us)
+    schedule = schedule_of(job.spec, job.due_us)
+    following = schedule.next_after(job.slot_us)
     if following is None or following > now_us:
         return GRID
+    if job.spec.missed is Missed.ALL and _passed_more_than(schedule, following, now_us):
+        return NOW  # too long a backlog to run each: one catch-up, as MISSED once
     return {Missed.SKIP: SKIP, Missed.ONCE: NOW, Missed.ALL: BACKLOG}[job.spec.missed]
+
+
+def _passed_more_than(schedule: Schedule, first_us: int, now_us: int) -> bool:
+    """Whether more than MAX_CATCH_UP occurrences from ``first_us`` are due by ``now_us``
+    (as many steps as there are missed occurrences, at most MAX_CATCH_UP)."""
+    occurrence: int | None = first_us
+    for _ in range(limits.MAX_CATCH_UP):
+        occurrence = schedule.next_after(occurrence) if occurrence is not None else None
+        if occurrence is None or occurrence > now_us:
+            return False
+    return True
 
 
 def after_missed(job: Job, now_us: int) -> tuple[Next | None, Skipped]:
@@ -124,10 +149,12 @@ def retry(
     slot_us, attempt = run.slot_us, run.attempt
     if outcome not in _RETRIED or attempt >= spec.retries or run.manual:
         return None
-    base = spec.backoff_us * (1 << min(attempt, 62))
+    base = min(spec.backoff_us * (1 << min(attempt, 62)), limits.MAX_DURATION_US)
     if spec.max_backoff_us:
         base = min(base, spec.max_backoff_us)
     due_us = now_us + base + int(rng.uniform(0, base * JITTER))
+    if due_us > limits.MAX_INSTANT_US:
+        return None  # past the calendar's end: no retry, the run's failure stands
     if slot_us is not None and is_recurring(spec):
         regular = schedule_of(spec, due_us).next_after(slot_us)
         if regular is not None and regular <= due_us:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from kairoi import log
 from kairoi.domain import Job, JobStatus
-from kairoi.errors import CorruptRecord
+from kairoi.errors import CorruptRecord, NotFound
 from kairoi.storage import codec, keys
 
 if TYPE_CHECKING:
@@ -66,6 +66,14 @@ class Quarantine:
         self.set_aside(job_id, reason, entry)
         self.drop_leases(job_id)
 
+    def set_aside_after(self, job_id: str, reason: str) -> None:
+        """``set_aside_job`` after a request about the job raised (it would again), which
+        never raises itself: the batch goes on."""
+        try:
+            self.set_aside_job(job_id, reason)
+        except Exception as exc:
+            _log.error("storage.quarantine_failed", job=job_id, exc_info=exc)
+
     def drop_leases(self, job_id: str, number: int | None = None) -> None:
         """Take the lease-index entries of the job's run ``number`` (None: of every run) out
         (the index holds only the runs under way: a short walk)."""
@@ -109,6 +117,13 @@ class Quarantine:
             else (job_id, job)
             for job_id, job in listed
         ]
+
+    def shown(self, job_id: str) -> Job | Quarantined:
+        """What GET shows: the job, or why it is quarantined; NotFound when there is none."""
+        job = self.job(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job
 
     def purge(self, job_id: str) -> bool:
         """UNSET of a quarantined job: delete it, its runs, and the index entries that can

@@ -2,7 +2,9 @@
 
 Children are started as ``kairoi <name> [-c FILE]`` in their own process group, so a Ctrl-C
 at the terminal reaches only the supervisor, which then stops them in order; each child also
-asks the kernel for SIGTERM should the supervisor die (see runtime.die_with_supervisor).
+asks the kernel for SIGTERM should the supervisor die (see runtime.die_with_supervisor). A
+child that exits is restarted with a back-off, even one that never got started; only a
+configuration error stops them all (see children.Child.exited).
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ import signal
 import subprocess
 import sys
 import time
+from typing import assert_never
 
 from kairoi import log
 from kairoi.runtime import SUPERVISED_ENV, ShutdownFlag
-from kairoi.supervisor.children import Child, command, start_order, stop_stages
+from kairoi.supervisor.children import (
+    Child,
+    Restart,
+    StopAll,
+    command,
+    start_order,
+    stop_stages,
+)
 
 _log = log.get("kairoi.supervisor")
 STOP_TIMEOUT = 4.0
-STARTUP_WINDOW = 2.0
-"""A child that fails this soon after ``kairoi serve`` starts cannot start at all: give up."""
-EXIT_CONFIG = 78
 
 
 class Supervisor:
@@ -31,7 +38,6 @@ class Supervisor:
         self._stages = stop_stages(runners)
         self._children = {name: Child(name) for name in start_order(runners)}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._started_at = time.monotonic()
         self._failed: str | None = None
 
     def run(self) -> int:
@@ -73,13 +79,22 @@ class Supervisor:
                 continue
             del self._processes[name]
             _log.warning("process.exited", name=name, pid=process.pid, code=code)
-            # Exiting by itself with an error right at start (bad config, port in use) is not
-            # mended by restarting; being killed (a negative code) is.
-            if code == EXIT_CONFIG or (code > 0 and now - self._started_at < STARTUP_WINDOW):
-                self._failed = f"{name} could not start (exit {code}); its log says why"
-                return
-            delay = self._children[name].exited(now)
-            _log.info("process.restarting", name=name, delay=round(delay, 3))
+            match self._children[name].exited(now, code):
+                case Restart(delay, failures) as restart:
+                    # Crash-looping is worth an operator's eye: Kairoi is not fully serving.
+                    report = _log.error if restart.looping else _log.info
+                    report(
+                        "process.restarting",
+                        name=name,
+                        code=code,
+                        delay=round(delay, 3),
+                        failures=failures,
+                    )
+                case StopAll(reason):
+                    self._failed = reason
+                    return
+                case never:
+                    assert_never(never)
 
     def _restart_due(self) -> None:
         now = time.monotonic()

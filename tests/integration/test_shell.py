@@ -9,12 +9,28 @@ import subprocess
 import time
 from pathlib import Path
 
-from kairoi.runner.shell import INSTANCE_ENV, RUNNER_ENV, ScriptResult, ShellScripts, kill_leftovers
+from kairoi.runner.shell import (
+    INSTANCE_ENV,
+    KEY_ENV,
+    ScriptResult,
+    ShellScripts,
+    kill_leftovers,
+    runner_key,
+)
+from kairoi.scripts import ScriptPolicy
+
+ANYWHERE = ScriptPolicy(("/**",))
+
+
+def shell(timeout: float = 0.0, output_bytes: int = 4096, **policy: str) -> ShellScripts:
+    """Scripts of runner ``test-runner``; ``policy``: ``allow`` and ``cwd`` of its allow-list."""
+    scripts = ScriptPolicy((policy["allow"],), policy["cwd"]) if policy else ANYWHERE
+    return ShellScripts(("test-runner", "k1", "i1"), scripts, timeout, output_bytes)
 
 
 def run(script: Path, timeout: float = 0.0, output_bytes: int = 4096) -> tuple[ScriptResult, float]:
     async def go() -> tuple[ScriptResult, float]:
-        scripts = ShellScripts("test-runner", "i1", timeout, output_bytes)
+        scripts = shell(timeout, output_bytes)
         started = time.monotonic()
         try:
             return await scripts.run(str(script), "job.1", 7), time.monotonic() - started
@@ -82,9 +98,9 @@ def test_a_script_killed_by_a_signal(tmp_path: Path) -> None:
 
 
 def test_leftovers_of_an_earlier_instance_are_killed() -> None:
-    env = {**os.environ, RUNNER_ENV: "leftover-test", INSTANCE_ENV: "old"}
+    env = {**os.environ, KEY_ENV: "leftover-test", INSTANCE_ENV: "old"}
     old = subprocess.Popen(["sleep", "30"], env=env)
-    other = subprocess.Popen(["sleep", "30"], env={**env, RUNNER_ENV: "someone-else"})
+    other = subprocess.Popen(["sleep", "30"], env={**env, KEY_ENV: "someone-else"})
     try:
         assert kill_leftovers("leftover-test", "new") == 1
         assert old.wait(5) == -signal.SIGKILL
@@ -98,10 +114,32 @@ def test_many_scripts_at_once(tmp_path: Path) -> None:
     path = script(tmp_path, "exit 0\n")
 
     async def go() -> list[ScriptResult]:
-        scripts = ShellScripts("test-runner", "i1", 0, 64)
+        scripts = shell(0, 64)
         try:
             return await asyncio.gather(*(scripts.run(str(path), f"j{i}", 1) for i in range(50)))
         finally:
             scripts.close()
 
     assert all(result.succeeded for result in asyncio.run(go()))
+
+
+def test_the_runner_key_is_the_server_s_and_the_name_s(tmp_path: Path) -> None:
+    """Issue 13: leftovers were found by the runner name alone, so two servers on one host
+    killed each other's scripts. The key tells servers apart by their storage endpoint."""
+    os.symlink(tmp_path, tmp_path / "link")
+    socket = f"ipc://{tmp_path}/storage.sock"
+    through_link = f"ipc://{tmp_path}/link/storage.sock"
+    assert runner_key(socket, "runner-0") == runner_key(through_link, "runner-0")
+    keys = {
+        runner_key(socket, "runner-0"),
+        runner_key(socket, "runner-1"),
+        runner_key(f"ipc://{tmp_path}/other/storage.sock", "runner-0"),
+        runner_key("tcp://10.0.0.1:7000", "runner-0"),
+        runner_key("tcp://10.0.0.2:7000", "runner-0"),
+    }
+    assert len(keys) == 5
+
+
+def test_scripts_carry_the_key_name_and_instance(tmp_path: Path) -> None:
+    result, _ = run(script(tmp_path, 'echo "$KAIROI_RUNNER_KEY $KAIROI_RUNNER_INSTANCE"\n'))
+    assert result.output == b"k1 i1\n"

@@ -99,10 +99,50 @@ def test_bind_failure_is_a_clear_error(tmp_path: Path, busy_port: int) -> None:
     assert "in use" in failure["reason"]
     frontend.stop()
 
-    (tmp_path / "serve").mkdir()
-    serve = ServerProcess(tmp_path / "serve", extra).start()
+
+def test_a_child_failing_at_start_is_restarted_and_serve_stays_up(tmp_path: Path) -> None:
+    """Issue 13: a child failing in the first seconds after `kairoi serve` started stopped the
+    whole server. Here the frontend's port is taken: it fails at every start, is restarted with
+    a growing delay while the others run on, and serves as soon as the port is free."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    serve = ServerProcess(tmp_path, {"controller": {"listen": f"127.0.0.1:{port}"}}).start()
+    try:
+        serve.wait_event("service.ready", "storage")
+        serve.wait_event("process.restarting", after=2)  # the third failed start
+        restarts = [e for e in serve.events("process.restarting") if e["name"] == "frontend"]
+        assert [(e["code"], e["failures"]) for e in restarts[:3]] == [(1, 1), (1, 2), (1, 3)]
+        assert [e["delay"] for e in restarts[:3]] == [0.1, 0.2, 0.4]
+        assert len(serve.events("service.failed", "frontend")) >= 3
+        others = {name: serve.child_pid(name) for name in ("storage", "runner-0", "dispatcher")}
+        holder.close()
+        assert serve.wait_ready() == port
+        with KcpClient("127.0.0.1", port) as client:
+            assert client.call("SET", "after.failed.starts", "2030-01-01 00:00:00") == ["OK"]
+            assert client.call("GET", "after.failed.starts")[:2] == ["OK", "planned"]
+        assert serve.process is not None and serve.process.poll() is None
+        assert {name: serve.child_pid(name) for name in others} == others
+        assert all(alive(pid) for pid in others.values())
+        assert not serve.events("serve.failed")
+    finally:
+        holder.close()
+        assert serve.stop() == 0
+
+
+def test_a_child_with_a_configuration_error_stops_everything(tmp_path: Path) -> None:
+    """Exit 78 is not mended by restarting: the configuration changed under a running serve
+    (here to a key that does not exist), and the dispatcher, killed, cannot start again."""
+    running = start_server(tmp_path)
+    serve = running.server
+    children = {name: serve.child_pid(name) for name in CHILDREN}
+    serve.config_path.write_text(serve.config_path.read_text() + "\n[dispatcher]\nlookahed = 1\n")
+    os.kill(children["dispatcher"], signal.SIGKILL)
     assert serve.process is not None and serve.process.wait(20) == 1
-    assert "frontend could not start" in serve.events("serve.failed")[0]["reason"]
+    (failed,) = serve.events("serve.failed")
+    assert "dispatcher exited 78: a configuration error" in failed["reason"]
+    assert not [name for name, pid in children.items() if alive(pid)], "everything stopped"
     serve.stop()
 
 

@@ -27,8 +27,8 @@ def test_every_part_is_read_and_unquoted() -> None:
     [
         ("http://h/", "scheme must be amqp"),
         ("amqp://", "names no host"),
-        ("amqp://h:99999/", "Port out of range"),
-        ("amqp://h:port/", "Port could not be cast"),
+        ("amqp://h:99999/", "port must be a number between 0 and 65535"),
+        ("amqp://h:port/", "port must be a number between 0 and 65535"),
         ("", "scheme must be amqp"),
         ("amqp://h/?heartbeat=soon", "heartbeat must be whole seconds"),
         ("amqp://h/?heartbeat=70000", "heartbeat must be whole seconds"),

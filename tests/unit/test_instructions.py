@@ -8,8 +8,9 @@ import pytest
 
 from kairoi import __version__, messages
 from kairoi.errors import Forbidden, InvalidRequest, KairoiError
-from kairoi.frontend.instructions import InstructionReader, Local, ScriptPolicy
+from kairoi.frontend.instructions import InstructionReader, Local
 from kairoi.schedule import parse_reference_time
+from kairoi.scripts import ScriptPolicy
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_set_rule_is_not_an_instruction(reader: InstructionReader) -> None:
 def test_rule_set_shell(reader: InstructionReader) -> None:
     assert reader.read(
         ["RULE", "SET", "r", "app.", "shell", "scripts/a.sh"]
-    ) == messages.SetShellRule(rule_id="r", pattern="app.", script="scripts/a.sh")
+    ) == messages.SetShellRule(rule_id="r", pattern="app.", script="/srv/kairoi/scripts/a.sh")
 
 
 def test_rule_set_amqp(reader: InstructionReader) -> None:
@@ -135,12 +136,12 @@ def test_empty_script_is_invalid(reader: InstructionReader) -> None:
 
 def test_default_allow_list_is_the_working_directory() -> None:
     policy = ScriptPolicy(("**",), cwd="/srv/kairoi")
-    policy.check("scripts/example.sh")
-    policy.check("job.sh")
+    policy.resolve("scripts/example.sh")
+    policy.resolve("job.sh")
     with pytest.raises(Forbidden):
-        policy.check("../elsewhere.sh")
+        policy.resolve("../elsewhere.sh")
     with pytest.raises(Forbidden):
-        policy.check("/bin/sh")
+        policy.resolve("/bin/sh")
 
 
 def read_sets(
@@ -229,7 +230,7 @@ def test_version_is_answered_by_the_frontend(reader: InstructionReader) -> None:
         (["GET"], "GET takes 1 argument: GET <job>"),
         (["STOP", "a", "b"], "STOP takes 1 argument"),
         (["LIST", "LIMIT", "5", "AFTER"], "LIST [<prefix>]"),
-        (["LIST", "a", "LIMIT", "0"], "LIMIT must be a whole number within 1 and 10000"),
+        (["LIST", "a", "LIMIT", "0"], "LIMIT must be a whole number between 1 and 10000"),
         (["LIST", "LIMIT", "10001"], "not '10001'"),
         (["LIST", "LIMIT", "-1"], "not '-1'"),
         (["LIST", "LIMIT", "1", "LIMIT", "2"], "unexpected 'LIMIT'"),
@@ -237,7 +238,10 @@ def test_version_is_answered_by_the_frontend(reader: InstructionReader) -> None:
         (["RUNS"], "RUNS needs a job"),
         (["RUNS", "j", "AFTER", "x"], "unexpected 'AFTER'"),
         (["OUTPUT"], "OUTPUT takes 1 or 2 arguments"),
-        (["OUTPUT", "j", "0"], "a run number is a whole number from 1"),
+        (
+            ["OUTPUT", "j", "0"],
+            "a run number must be a whole number between 1 and 9223372036854775807",
+        ),
         (["OUTPUT", "j", "x"], "not 'x'"),
         (["RULE", "GET"], "RULE GET takes 1 argument"),
         (["RULE", "LIST", "a", "b"], "RULE LIST takes at most 1 argument"),
@@ -299,7 +303,10 @@ def test_set_with_a_schedule_and_options(
         (["SET", "j", "cron:* * * * *", "MISSED", "twice"], "MISSED is one of skip, once, all"),
         (["SET", "j", "cron:* * * * *", "OVERLAP", "x"], "OVERLAP is one of skip, queue, allow"),
         (["SET", "j", "cron:* * * * *", "RETRIES", "2"], "RETRIES needs BACKOFF"),
-        (["SET", "j", "cron:* * * * *", "RETRIES", "-1", "BACKOFF", "PT1S"], "RETRIES is a whole"),
+        (
+            ["SET", "j", "cron:* * * * *", "RETRIES", "-1", "BACKOFF", "PT1S"],
+            "RETRIES must be a whole number between 0 and 1000",
+        ),
         (["SET", "j", "cron:* * * * *", "RETRIES", "1", "BACKOFF", "P1M"], "fixed duration"),
         (["SET", "j", "cron:* * * * *", "BACKOFF", "PT1S"], "go with RETRIES"),
         (["SET", "j", "cron:* * * * *", "TZ"], "TZ needs a value"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kairoi import messages
-from kairoi.frontend.instructions import ScriptPolicy
 from kairoi.frontend.jobfiles import FileError, read
+from kairoi.scripts import ScriptPolicy
 
 SCRIPTS = ScriptPolicy(("scripts/**",), cwd="/srv/kairoi")
 GOOD = """\
@@ -39,7 +39,7 @@ def test_a_job_file_becomes_one_request_with_each_entry_s_line() -> None:
     daily, send, ping = job_file.request.jobs
     assert job_file.request.source == "/etc/jobs.yaml"
     assert (daily.when, daily.zone, daily.runner, daily.arguments) == (
-        "cron:0 0 3 * * *", "Europe/Paris", "shell", ("scripts/report.sh",),
+        "cron:0 0 3 * * *", "Europe/Paris", "shell", ("/srv/kairoi/scripts/report.sh",),
     )  # fmt: skip
     assert (daily.retries, daily.backoff_us, daily.max_backoff_us) == (2, 30_000_000, 300_000_000)
     assert (send.when, send.parents, send.all_parents, send.runner) == (
@@ -80,6 +80,12 @@ def test_an_empty_file_holds_no_job() -> None:
         ("jobs:\n  - id: a\n    after: b\n", 2, "after is a list"),
         ("jobs:\n  - id: a\n    schedule: 'cron:* * * * *'\n    retries: 2\n", 2,
          "RETRIES needs BACKOFF"),
+        ("jobs:\n  - id: a\n    schedule: 'cron:* * * * *'\n    retries: " + "9" * 5000 + "\n",
+         0, "not valid YAML"),
+        ("jobs:\n  - id: a\n    schedule: 'cron:* * * * *'\n    retries: 1001\n", 2,
+         "RETRIES must be a whole number between 0 and 1000"),
+        ("jobs:\n  - id: a\n    schedule: '9999-12-31T23:59:59-14:00'\n", 2,
+         "the instant must be between"),
     ],
 )  # fmt: skip
 def test_a_bad_file_is_refused_with_the_line_and_the_reason(text: str, line: int, why: str) -> None:
