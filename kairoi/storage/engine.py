@@ -116,9 +116,7 @@ class Engine:
             self._savepoints.roll_back(mark)
             self._actions.forget_stops(keep=stops)
             self.runs.dispatcher = dispatcher
-            if isinstance(exc, KairoiError):
-                return messages.Failed(code=exc.code, reason=exc.reason)
-            reply = failures.internal(request, exc)
+            reply = failures.reply(request, exc)
             if failures.unhandleable(exc) and isinstance(request, failures.NAMING_A_JOB):
                 self._quarantine.set_aside_after(request.job_id, reply.reason)  # else again
             return reply

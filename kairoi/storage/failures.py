@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from kairoi import log, messages
-from kairoi.errors import CorruptRecord, StoreError
+from kairoi.errors import CorruptRecord, KairoiError, StoreError
 
 _log = log.get("kairoi.storage")
 NAMING_A_JOB = (
@@ -16,6 +16,14 @@ NAMING_A_JOB = (
 """The requests about one job: when one raises, that job's records cannot be handled."""
 _PATH = re.compile(r"(?<![\w.>])/[^\s'\"]+")
 """An absolute path in an error's text: a client is not shown the host's paths."""
+
+
+def reply(request: messages.Message, exc: Exception) -> messages.Failed:
+    """The refusal of a request that raised ``exc``: its own code for a KairoiError, else
+    ``internal``."""
+    if isinstance(exc, KairoiError):
+        return messages.Failed(code=exc.code, reason=exc.reason)
+    return internal(request, exc)
 
 
 def internal(request: messages.Message, exc: Exception) -> messages.Failed:
@@ -33,6 +41,9 @@ def without_paths(text: str) -> str:
 
 
 def unhandleable(exc: Exception) -> bool:
-    """Whether ``exc`` says a record cannot be handled (quarantine it), not that the
-    database cannot be read at the moment (a StoreError: it may read again soon)."""
+    """Whether ``exc`` says a record cannot be handled (quarantine it): a bug, or a record
+    that cannot be decoded (also behind the refusal that names it), not a refusal of the
+    request or a database that cannot be read at the moment (it may read again soon)."""
+    if isinstance(exc, KairoiError):
+        return isinstance(exc.__cause__, CorruptRecord)
     return isinstance(exc, CorruptRecord) or not isinstance(exc, StoreError)

@@ -4,6 +4,7 @@ KeyValueStore (the memory twin and RocksDB on disk), with a fake clock."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import struct
 
@@ -205,3 +206,19 @@ def test_storage_opens_a_database_with_corrupt_rules_and_counts(
     assert isinstance(refusal, messages.Failed) and refusal.code == "conflict"
     assert do(engine, messages.UnsetRule(rule_id="bad")) == messages.Ok()
     assert kv.get(keys.rule("bad")) is None
+
+
+def test_a_run_record_that_cannot_be_read_quarantines_its_job(
+    engine: Engine, kv: KeyValueStore
+) -> None:
+    do(engine, messages.SetJob(job_id="app.1", due_us=NOW))
+    (run,) = claim(engine)
+    finished = dataclasses.replace(failed(run), outcome="executed", exit_code=0, reason="")
+    assert do(engine, finished) == messages.Ok()
+    kv.write({keys.run_of(keys.RUN, "app.1", 1): CORRUPT}, sync=False)
+    refusal = do(engine, messages.ListRuns(job_id="app.1", limit=10))
+    assert isinstance(refusal, messages.Failed) and refusal.code == "conflict", refusal
+    assert "unreadable" in refusal.reason
+    assert get(engine, "app.1").status == "quarantined"
+    assert do(engine, messages.UnsetJob(job_id="app.1", cascade=False)) == messages.Ok()
+    assert not [key for key, _ in kv.scan(b"", b"\xff") if b"app.1" in key]
