@@ -145,9 +145,18 @@ class Storage:
         if (failure := self._commit(count)) is not None:
             answered = _refuse_applied(answered, failure)
         for peer, replies in answered:
-            self._server.send(peer, replies)
+            self._send(peer, replies)
         self._wake_dispatcher()
         self._announce_stops()
+
+    def _send(self, peer: bytes, replies: list[messages.Item]) -> None:
+        """Answer ``peer``; a reply that cannot be encoded (a bug) is answered ``internal``
+        alone, and the others still go."""
+        try:
+            self._server.send(peer, replies)
+        except (TypeError, ValueError, OverflowError) as exc:
+            _log.error("storage.reply_failed", replies=len(replies), exc_info=exc)
+            self._server.send(peer, [(c, _encodable(c, reply)) for c, reply in replies])
 
     def _engine_ready(self) -> bool:
         """Whether requests can be applied: the database is open (opened anew if it must be),
@@ -268,6 +277,14 @@ class Storage:
         due_us = self._engine.take_wakeup()
         if due_us is not None and self._dispatcher is not None:
             self._server.send(self._dispatcher, [(0, messages.Wakeup(due_us=due_us))])
+
+
+def _encodable(correlation: int, reply: messages.Message) -> messages.Message:
+    try:
+        messages.encode([(correlation, reply)])
+    except (TypeError, ValueError, OverflowError):
+        return messages.Failed(code="internal", reason="storage could not encode its reply")
+    return reply
 
 
 def _refuse_applied(answered: Batch, reason: str) -> Batch:

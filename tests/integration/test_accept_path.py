@@ -166,3 +166,36 @@ def test_pipelined_sets_with_errors_among_them_are_answered_in_order(endpoint: s
     assert replies[503] == b"last OK\n"
     assert kv.get(keys.job("a.499")) is not None and kv.get(keys.job("a.x")) is None
     assert kv.get(keys.job("busy")) == codec.encode_job(running)
+
+
+def test_a_reply_that_cannot_be_encoded_is_answered_internal_and_the_others_go(
+    endpoint: str,
+) -> None:
+    kv = MemoryStore()
+    engine = Engine(kv, fsync=True)
+    server = ReplyServer(endpoint)
+    context = zmq.Context()
+    peer = context.socket(zmq.DEALER)
+    peer.connect(endpoint)
+    try:
+        storage = Storage(server, kv, engine, lambda: Engine(kv, fsync=True), 1000)
+        peer.send_multipart(messages.encode([(1, messages.Ping())]))
+        server.wait(5000)
+        received = server.receive_nowait()
+        assert received is not None
+        sender = received[0]
+        unencodable = messages.Output(run=2**70, output=b"")  # a bug's reply
+        with capture_logs() as logs:
+            storage._send(sender, [(1, messages.Pong()), (2, unencodable)])
+        assert peer.poll(5000)
+        replies = messages.decode(peer.recv_multipart())
+        assert replies[0] == (1, messages.Pong())
+        assert replies[1] == (
+            2,
+            messages.Failed(code="internal", reason="storage could not encode its reply"),
+        )
+        assert [log["event"] for log in logs] == ["storage.reply_failed"]
+    finally:
+        peer.close(linger=0)
+        context.term()
+        server.close()
