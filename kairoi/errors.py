@@ -14,6 +14,7 @@ Every error a client can see carries a stable ``code``; the actor boundary turns
     BusError                         (not on the wire) ZeroMQ failed: bad endpoint, cannot bind
     MessageError                     (not on the wire) a message between processes is malformed
     StoreError                       (not on the wire) the database cannot be opened or written
+    └── CorruptRecord                (not on the wire) a record on disk cannot be decoded
 """
 
 from __future__ import annotations
@@ -69,3 +70,11 @@ class MessageError(Exception):
 
 class StoreError(Exception):
     """The durable store failed: it cannot be opened, read or written."""
+
+
+class CorruptRecord(StoreError):
+    """A record read from the database cannot be decoded (storage quarantines it)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -4,8 +4,12 @@ Flow control is by credit, per kind of run: the runner tells the dispatcher how 
 each kind it can take (``RunnerHello`` on every heartbeat, ``SlotsFreed`` as runs end), and the
 dispatcher never sends more. Scripts are few at once (each is a process); publishes are many
 (each is a message awaiting the broker's confirmation). A run is reported straight to storage
-and the report is sent again until storage acknowledges it; storage ignores a second copy.
-While a run lasts, its lease is renewed.
+and the report is held in an outbox and sent again until storage acknowledges it (every
+second, and at once when storage comes back), however long storage is away; storage ignores a
+second copy. A report storage could not save (``internal``: it could not write) is kept and
+sent again too, up to ``REPORT_ATTEMPTS`` refusals. The outbox holds at most ``OUTBOX_KEPT``
+reports (the oldest dropped first: its run is run again when its lease ends). While a run
+lasts, its lease is renewed.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ REPORT_COALESCE_SECONDS = 0.005
 of the runs falling due (the run itself is over; only its record waits)."""
 LOG_OUTPUT_BYTES = 4096
 """The most of a run's output its ``run.output`` log line shows (its history keeps more)."""
+OUTBOX_KEPT = 100_000
+"""Reports storage has not acknowledged yet, held at most (one a run that ended)."""
+REPORT_ATTEMPTS = 60
+"""Refusals (``internal``) after which a report is dropped: storage cannot record it."""
 STOPPED_KEPT = 4096
 """Stopped runs remembered, so that one whose Execute arrives after its stop never starts."""
 
@@ -64,7 +72,8 @@ class Runner:
         self._runs: dict[tuple[str, int], messages.Execute] = {}  # taken: waiting or running
         self._waiting: set[tuple[str, int]] = set()  # taken, not started yet
         self._stopped: OrderedDict[tuple[str, int], None] = OrderedDict()
-        self._unacked: dict[int, messages.Request] = {}
+        self._unacked: dict[int, messages.Request] = {}  # the outbox, oldest first
+        self._refusals: dict[int, int] = {}  # of the requests in it that storage refused
         self._outgoing: list[messages.Item] = []
         self._last_correlation = 0
         self._taken = [0] * len(messages.RUNNER_KINDS)  # runs held, by kind
@@ -273,6 +282,8 @@ class Runner:
         """Send in this loop turn's batch, and again until acknowledged."""
         self._last_correlation += 1
         self._unacked[self._last_correlation] = request
+        if len(self._unacked) > OUTBOX_KEPT:
+            self._drop(next(iter(self._unacked)), "the outbox is full")
         if not self._outgoing:
             asyncio.get_running_loop().call_later(REPORT_COALESCE_SECONDS, self._send_outgoing)
         self._outgoing.append((self._last_correlation, request))
@@ -296,12 +307,28 @@ class Runner:
             for correlation, reply in await self._storage.receive():
                 if isinstance(reply, messages.StopRun):
                     self._stop_run(reply)
-                    continue
-                request = self._unacked.pop(correlation, None)
-                if isinstance(reply, messages.Failed) and request is not None:
-                    _log.error(
-                        "storage.refused", request=type(request).__name__, reason=reply.reason
-                    )
+                elif isinstance(reply, messages.Failed) and correlation in self._unacked:
+                    self._refused(correlation, reply)
+                else:
+                    self._unacked.pop(correlation, None)
+                    self._refusals.pop(correlation, None)
+
+    def _refused(self, correlation: int, reply: messages.Failed) -> None:
+        """A refusal for ``internal`` (storage could not write) keeps the request in the
+        outbox, to send again, a bounded number of times; any other ends it."""
+        request = self._unacked[correlation]
+        _log.error("storage.refused", request=type(request).__name__, reason=reply.reason)
+        refusals = self._refusals.get(correlation, 0) + 1
+        if reply.code == "internal" and refusals < REPORT_ATTEMPTS:
+            self._refusals[correlation] = refusals
+        else:
+            self._drop(correlation, reply.reason)
+
+    def _drop(self, correlation: int, reason: str) -> None:
+        request = self._unacked.pop(correlation)
+        self._refusals.pop(correlation, None)
+        if isinstance(request, messages.RecordOutcome):
+            _log.warning("run.report_dropped", job=request.job_id, run=request.run, reason=reason)
 
     # Plumbing.
 

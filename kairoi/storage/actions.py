@@ -127,9 +127,13 @@ class JobActions:
         stops, self._stops = self._stops, []
         return stops
 
-    def forget_stops(self) -> None:
-        """The commit failed: nothing was stopped."""
-        self._stops = []
+    def stops_pending(self) -> int:
+        """How many stop notices wait for the commit (``forget_stops`` keeps that many)."""
+        return len(self._stops)
+
+    def forget_stops(self, keep: int = 0) -> None:
+        """The batch was not written (or the request that made them failed): no notices."""
+        del self._stops[keep:]
 
     def _delete(self, job: Job) -> None:
         self._stops += [messages.StopRun(job_id=job.id, run=run) for run in job.active]

@@ -5,7 +5,9 @@ runner takes the lease over by renewing it. A lease that runs out, or whose owne
 to have restarted, makes the run lost: it is run again, as the job's next run (at least
 once). Outcomes count only for a run under way, so a report sent twice, or a late report of
 a run given up on, changes nothing. When a run ends, what the job does next is planned
-(planning.py): a retry, its next occurrence, its children's runs.
+(planning.py): a retry, its next occurrence, its children's runs. A job or run under way
+that cannot be read or claimed is quarantined (quarantine.py), each apart: the others are
+claimed, and the next claim does not meet it again.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from collections.abc import Callable
 from kairoi import limits, log, messages
 from kairoi.clock import Clock
 from kairoi.domain import ActiveRun, Job, JobStatus, Outcome, Overlap, Run, runner_arguments
-from kairoi.errors import InvalidRequest
+from kairoi.errors import CorruptRecord, InvalidRequest
 from kairoi.schedule import format_instant
-from kairoi.storage import lifecycle, planning
+from kairoi.storage import failures, keys, lifecycle, planning
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
+from kairoi.storage.quarantine import Quarantine
 from kairoi.storage.rules import RuleBook
+from kairoi.storage.savepoint import Savepoints
 from kairoi.storage.stats import Stats
 
 _log = log.get("kairoi.storage")
@@ -32,6 +36,7 @@ _REPORTED = {outcome.value: outcome for outcome in (Outcome.EXECUTED, Outcome.FA
 """The outcomes a runner reports, by their words; the others are storage's own."""
 LOST_REASON = "its runner or dispatcher was lost (the lease ended); the job was run again"
 NO_RULE_REASON = "no rule's pattern is a prefix of the job's id"
+NO_RECORD_REASON = "its due-index entry names no job record"
 Runner = tuple[str, str, tuple[str, ...]]
 """(rule id, runner, arguments) of a run."""
 
@@ -48,6 +53,8 @@ class Runs:
         clock: Clock,
         lease_us: int,
         on_due: Callable[[int], None],
+        quarantine: Quarantine,
+        savepoints: Savepoints,
         rng: random.Random | None = None,
     ) -> None:
         self._jobs = jobs
@@ -59,27 +66,43 @@ class Runs:
         self._lease_us = lease_us
         self._on_due = on_due
         self._rng = rng or random.Random()
-        self._dispatcher: str | None = None
+        self._quarantine = quarantine
+        self._savepoints = savepoints
+        self.dispatcher: str | None = None
+        """The dispatcher that claimed last (restored with the rest when a claim fails)."""
 
     def claim(self, request: messages.ClaimDue) -> messages.Claimed:
         if request.lookahead_us < 0 or request.limit < 0:
             raise InvalidRequest("lookahead_us and limit must not be negative")
         now = self._clock.now_us()
         owner = f"dispatcher:{request.dispatcher}"
-        if request.dispatcher != self._dispatcher:
-            self._dispatcher = request.dispatcher
+        if request.dispatcher != self.dispatcher:
+            self.dispatcher = request.dispatcher
             self._expire(lambda held_by: held_by.startswith("dispatcher:") and held_by != owner)
         # Besides what it takes, the first entry left over tells when to claim next.
         lost, next_lost = self._active.leases.due_by(now, request.limit)
         room = request.limit - len(lost)
         due, next_due = self._jobs.due.due_by(now + request.lookahead_us, room)
-        runs = [self._run_again(job_id, run, now, owner) for job_id, run in lost]
-        runs += [self._claim(job, now, owner) for job in self._jobs.get_many(due) if job]
+        runs = [self._apart(job_id, None, self._run_again, job_id, run, now, owner)
+                for job_id, run in lost]  # fmt: skip
+        runs += [self._apart(job.id, entry, self._claim, job, now, owner)
+                 for job, entry in self._due_jobs(due)]  # fmt: skip
         claimed = tuple(run for run in runs if run is not None)
         if claimed:  # the leases this claim starts end after any older one, but they end
             next_lost = min(next_lost or now + self._lease_us, now + self._lease_us)
         instants = [instant for instant in (next_lost, next_due) if instant is not None]
         return messages.Claimed(runs=claimed, next_due_us=min(instants, default=None))
+
+    def grant_grace(self) -> None:
+        """Storage was away (it has just opened, or stood still): every lease of a run under
+        way ends a lease from now at the earliest, so that its runner, which held its outcome
+        or renewed meanwhile, reaches storage before the run is given up as lost. (A lease
+        ended on purpose, whose owner is known gone, is left ended.)"""
+        until = self._clock.now_us() + self._lease_us
+        for job_id, number in self._active.leases.every():
+            run = self._active_run(job_id, number)
+            if run is not None and run.owner and run.lease_until_us < until:
+                self._active.save(dataclasses.replace(run, lease_until_us=until), run)
 
     def runner_started(self, name: str, instance: str) -> None:
         current = f"runner:{name}:{instance}"
@@ -189,7 +212,7 @@ class Runs:
 
     def _run_again(self, job_id: str, number: int, now: int, owner: str) -> messages.Execute | None:
         """A lost run runs again, as the job's next run (its lost one is in the history)."""
-        active, job = self._active.get(job_id, number), self._jobs.get(job_id)
+        active, job = self._active_run(job_id, number), self._jobs.get(job_id)
         if active is None or job is None:
             return None
         _log.warning("run.lost", job=job_id, run=number, owner=active.owner)
@@ -283,10 +306,67 @@ class Runs:
         """End at once the leases whose owner ``held_by`` picks: their runs are lost."""
         now = self._clock.now_us()
         for job_id, number in self._active.leases.every():
-            run = self._active.get(job_id, number)
+            run = self._active_run(job_id, number)
             if run is not None and held_by(run.owner):
                 self._active.save(dataclasses.replace(run, lease_until_us=now, owner=""), run)
                 self._on_due(now)
+
+    # Records that cannot be handled: set aside, each apart from the others.
+
+    def _due_jobs(self, due: list[tuple[str, int]]) -> list[tuple[Job, bytes]]:
+        """The jobs the due entries name, with their entries; an entry whose job cannot be
+        read is quarantined."""
+        ids = [job_id for job_id, _ in due]
+        try:
+            found: list[Job | str | None] = list(self._jobs.get_many(ids))
+        except CorruptRecord:
+            found = [self._job_or_why(job_id) for job_id in ids]
+        jobs = []
+        for (job_id, due_us), job in zip(due, found, strict=True):
+            entry = keys.timed(keys.DUE, due_us, job_id)
+            if isinstance(job, Job):
+                jobs.append((job, entry))
+            else:
+                self._quarantine.set_aside(job_id, job or NO_RECORD_REASON, entry)
+        return jobs
+
+    def _job_or_why(self, job_id: str) -> Job | str | None:
+        try:
+            return self._jobs.get(job_id)
+        except CorruptRecord as exc:
+            return exc.reason
+
+    def _active_run(self, job_id: str, number: int) -> ActiveRun | None:
+        """The run under way; None, and the job quarantined, when its record cannot be read."""
+        try:
+            return self._active.get(job_id, number)
+        except CorruptRecord as exc:
+            self._quarantine.set_aside(job_id, exc.reason)
+            self._quarantine.drop_leases(job_id, number)
+            return None
+
+    def _apart(
+        self,
+        job_id: str,
+        entry: bytes | None,
+        claim: Callable[..., messages.Execute | None],
+        *arguments: object,
+    ) -> messages.Execute | None:
+        """``claim(*arguments)`` of one job; when it raises, what it changed is taken back
+        and the job is quarantined (it would fail every claim again), not the claim failed.
+        ``entry``: the due-index entry it was claimed by (None: a lost run's)."""
+        mark = self._savepoints.mark()
+        try:
+            return claim(*arguments)
+        except Exception as exc:
+            self._savepoints.roll_back(mark)
+            if not failures.unhandleable(exc):
+                raise  # the database cannot be read now: the whole claim fails, and is retried
+            _log.error("storage.claim_failed", job=job_id, exc_info=exc)
+            reason = f"it cannot be claimed: {type(exc).__name__}: {exc}"[:200]
+            self._quarantine.set_aside(job_id, reason, entry)
+            self._quarantine.set_aside_job(job_id, reason)
+            return None
 
 
 def _unreported(active: ActiveRun, outcome: Outcome, reason: str, now: int) -> Run:

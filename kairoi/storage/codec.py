@@ -1,7 +1,8 @@
 """Job, run and rule records as stored: msgpack maps with short keys.
 
 Unknown keys are ignored and missing keys take their defaults, so a newer Kairoi can add
-fields and still read what an older one wrote.
+fields and still read what an older one wrote. A record that cannot be decoded, whatever is
+wrong with it, raises CorruptRecord naming it (storage quarantines it: quarantine.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from kairoi.domain import (
     runner_arguments,
     runner_from,
 )
-from kairoi.errors import StoreError
+from kairoi.errors import CorruptRecord
 
 _PACKER = msgpack.Packer()  # reused: packb would build one per call
 _STATUSES = {int(status): status for status in JobStatus}
@@ -64,8 +65,19 @@ _SPEC_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("so", "source", ""),
 )
 """The spec's keys, in the job record's "w" map (absent for the reference SET's spec)."""
-_TUPLES = frozenset({"active", "satisfied", "parents", "arguments"})
 _ENUMS: dict[str, Any] = {"missed": Missed, "overlap": Overlap}
+_NONE = type(None)
+_ELEMENTS: dict[str, type] = {"active": int, "satisfied": str, "parents": str, "arguments": str}
+"""The tuple fields, by the type of their elements."""
+_TYPES: dict[str, tuple[type, ...]] = {
+    "slot_us": (int, _NONE), "attempt": (int,), "late": (str,), "manual": (bool,),
+    "resume_us": (int, _NONE), "resume_slot_us": (int, _NONE), "disable_after_run": (bool,),
+    "last_finished_us": (int, _NONE), "when": (str,), "zone": (str, _NONE),
+    "retries": (int,), "backoff_us": (int,), "max_backoff_us": (int,),
+    "all_parents": (bool,), "runner": (str,), "rule_id": (str,), "source": (str,),
+}  # fmt: skip
+"""The types each other field may hold: a record that holds anything else is corrupt (what
+it holds goes into replies and arithmetic)."""
 
 
 def encode_job(job: Job) -> bytes:
@@ -101,23 +113,45 @@ def encode_new(due_us: int) -> bytes:
 
 def decode_job(job_id: str, data: bytes) -> Job:
     record = _unpack(data, "job", job_id)
-    status = _STATUSES.get(record.get("s"))  # type: ignore[arg-type]
-    if status is None:
-        raise StoreError(f"job {job_id!r}: unknown status {record.get('s')!r}")
-    if len(record) == 3:  # status, due time, run: every job until it first runs
-        return Job(id=job_id, due_us=record["d"], status=status, run=record.get("n", 0))
-    fields = _fields(record, _JOB_FIELDS)
-    if "e" in record:
-        fields["restore"] = _STATUSES.get(record["e"])
-    if "u" in record:
-        fields["last_outcome"] = _OUTCOMES.get(record["u"])
-    if "w" in record:
-        fields["spec"] = JobSpec(**_fields(record["w"], _SPEC_FIELDS))
     try:
-        return Job(id=job_id, due_us=record["d"], status=status, run=record.get("n", 0),
-                   **fields)  # fmt: skip
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"job {job_id!r}: unreadable record: {exc}") from exc
+        status = _STATUSES.get(record.get("s"))  # type: ignore[arg-type]
+        if status is None:
+            raise CorruptRecord(f"unknown status {record.get('s')!r:.40}")
+        if len(record) == 3:  # status, due time, run: every job until it first runs
+            return Job(id=job_id, due_us=_int(record["d"]), status=status,
+                       run=_int(record.get("n", 0)))  # fmt: skip
+        fields = _fields(record, _JOB_FIELDS)
+        if "e" in record:
+            fields["restore"] = _STATUSES.get(record["e"])
+        if "u" in record:
+            fields["last_outcome"] = _OUTCOMES.get(record["u"])
+        if "w" in record:
+            fields["spec"] = JobSpec(**_fields(record["w"], _SPEC_FIELDS))
+        return Job(id=job_id, due_us=_int(record["d"]), status=status,
+                   run=_int(record.get("n", 0)), **fields)  # fmt: skip
+    except Exception as exc:  # any field of any type: a wrong one is corruption
+        raise CorruptRecord(f"job {job_id!r}: unreadable record: {_why(exc)}") from exc
+
+
+def partial_job(data: bytes) -> tuple[int | None, int | None]:
+    """(status, due time) of a job record that ``decode_job`` refused, where still readable:
+    enough to find its due-index entry and count it out."""
+    try:
+        record = msgpack.unpackb(data, raw=False)
+    except Exception:  # nothing of it is readable
+        return None, None
+    if not isinstance(record, dict):
+        return None, None
+    status, due_us = record.get("s"), record.get("d")
+    return (status if status in _STATUSES else None,
+            due_us if isinstance(due_us, int) else None)  # fmt: skip
+
+
+def _int(value: Any) -> int:
+    """A stored number; CorruptRecord when the record holds anything else there."""
+    if type(value) is not int:
+        raise CorruptRecord(f"a number was expected, not {value!r:.40}")
+    return value
 
 
 def _fields(record: dict[str, Any], known: tuple[tuple[str, str, Any], ...]) -> dict[str, Any]:
@@ -126,12 +160,22 @@ def _fields(record: dict[str, Any], known: tuple[tuple[str, str, Any], ...]) -> 
     for key, name, _ in known:
         if key in record:
             value = record[key]
-            if name in _TUPLES:
+            if name in _ELEMENTS:
                 value = tuple(value)
+                if value and set(map(type, value)) != {_ELEMENTS[name]}:
+                    raise CorruptRecord(f"{name} must hold {_ELEMENTS[name].__name__} values")
             elif name in _ENUMS:
                 value = _ENUMS[name](value)
+            else:
+                value = _typed(value, _TYPES[name], name)
             fields[name] = value
     return fields
+
+
+def _typed(value: Any, types: tuple[type, ...], name: str) -> Any:
+    if type(value) not in types:
+        raise CorruptRecord(f"{name} holds {value!r:.40}")
+    return value
 
 
 def encode_active(run: ActiveRun) -> bytes:
@@ -147,12 +191,14 @@ def decode_active(job_id: str, number: int, data: bytes) -> ActiveRun:
     record = _unpack(data, "active run", f"{job_id}:{number}")
     try:
         return ActiveRun(
-            job_id=job_id, run=number, due_us=record["d"], slot_us=record.get("g"),
-            manual=record.get("m", False), attempt=record.get("t", 0),
-            after=record.get("b", ""), lease_until_us=record["l"], owner=record.get("o", ""),
+            job_id=job_id, run=number, due_us=_int(record["d"]),
+            slot_us=_typed(record.get("g"), (int, _NONE), "slot"),
+            manual=_typed(record.get("m", False), (bool,), "manual"),
+            attempt=_int(record.get("t", 0)), after=_typed(record.get("b", ""), (str,), "after"),
+            lease_until_us=_int(record["l"]), owner=_typed(record.get("o", ""), (str,), "owner"),
         )  # fmt: skip
-    except KeyError as exc:
-        raise StoreError(f"active run {job_id!r}:{number}: missing {exc}") from exc
+    except Exception as exc:
+        raise CorruptRecord(f"active run {job_id!r}:{number}: unreadable: {_why(exc)}") from exc
 
 
 def encode_run(run: Run) -> bytes:
@@ -172,17 +218,18 @@ def decode_run(job_id: str, number: int, data: bytes) -> Run:
     record = _unpack(data, "run", f"{job_id}:{number}")
     outcome = _OUTCOMES.get(record.get("u"))  # type: ignore[arg-type]
     if outcome is None:
-        raise StoreError(f"run {job_id!r}:{number}: unknown outcome {record.get('u')!r}")
-    return Run(
-        run=number,
-        due_us=record["d"],
-        started_us=record.get("s"),
-        finished_us=record.get("f"),
-        outcome=outcome,
-        exit_code=record.get("x"),
-        manual=record.get("m", False),
-        reason=record.get("w", ""),
-    )
+        raise CorruptRecord(f"run {job_id!r}:{number}: unknown outcome {record.get('u')!r:.40}")
+    try:
+        return Run(
+            run=number, due_us=_int(record["d"]),
+            started_us=_typed(record.get("s"), (int, _NONE), "started"),
+            finished_us=_typed(record.get("f"), (int, _NONE), "finished"), outcome=outcome,
+            exit_code=_typed(record.get("x"), (int, _NONE), "exit code"),
+            manual=_typed(record.get("m", False), (bool,), "manual"),
+            reason=_typed(record.get("w", ""), (str,), "reason"),
+        )  # fmt: skip
+    except Exception as exc:
+        raise CorruptRecord(f"run {job_id!r}:{number}: unreadable: {_why(exc)}") from exc
 
 
 def encode_rule(rule: Rule) -> bytes:
@@ -193,18 +240,29 @@ def encode_rule(rule: Rule) -> bytes:
 
 def decode_rule(rule_id: str, data: bytes) -> Rule:
     record = _unpack(data, "rule", rule_id)
-    name, *arguments = record["r"]
-    runner = runner_from(name, arguments)
-    if runner is None:
-        raise StoreError(f"rule {rule_id!r}: unknown runner {record['r']!r}")
-    return Rule(id=rule_id, pattern=record["p"], runner=runner)
+    try:
+        name, *arguments = record["r"]
+        if not isinstance(name, str) or any(type(word) is not str for word in arguments):
+            raise CorruptRecord(f"runner {record['r']!r:.80}")
+        runner = runner_from(name, arguments)
+        pattern = record["p"]
+    except Exception as exc:
+        raise CorruptRecord(f"rule {rule_id!r}: unreadable: {_why(exc)}") from exc
+    if runner is None or not isinstance(pattern, str):
+        raise CorruptRecord(f"rule {rule_id!r}: unknown runner {record['r']!r:.80}")
+    return Rule(id=rule_id, pattern=pattern, runner=runner)
 
 
 def _unpack(data: bytes, kind: str, name: str) -> dict[str, Any]:
     try:
         record = msgpack.unpackb(data, raw=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError) as exc:
-        raise StoreError(f"{kind} {name!r}: unreadable record: {exc!r}") from exc
+    except Exception as exc:  # msgpack raises many kinds (ValueError, StackError, …)
+        raise CorruptRecord(f"{kind} {name!r}: unreadable record: {_why(exc)}") from exc
     if not isinstance(record, dict):
-        raise StoreError(f"{kind} {name!r}: record is not a map")
+        raise CorruptRecord(f"{kind} {name!r}: record is not a map")
     return record
+
+
+def _why(exc: Exception) -> str:
+    """What is wrong with a record, short (a corrupt record can make long messages)."""
+    return exc.reason if isinstance(exc, CorruptRecord) else f"{exc!r:.120}"

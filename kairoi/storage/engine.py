@@ -2,6 +2,10 @@
 
 Requests are applied to one pending batch (later requests in it see earlier ones); ``commit``
 writes the batch at once. Only after it returns may the replies go out: OK means durable.
+A request that fails leaves nothing of itself in the batch (savepoint.py); one that raises
+anything but a KairoiError (a bug, a record it cannot handle) is answered ``internal``,
+logged with its traceback, and the batch goes on. Jobs whose records cannot be read or
+handled are quarantined (quarantine.py).
 """
 
 from __future__ import annotations
@@ -25,16 +29,18 @@ from kairoi.domain import (
     Rule,
     ShellRunner,
 )
-from kairoi.errors import InvalidRequest, KairoiError, NotFound, StoreError
+from kairoi.errors import Conflict, CorruptRecord, InvalidRequest, KairoiError, NotFound, StoreError
 from kairoi.scripts import ScriptPolicy
-from kairoi.storage import inbound, keys, migration, views
+from kairoi.storage import failures, inbound, keys, migration, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
 from kairoi.storage.kv import KeyValueStore
+from kairoi.storage.quarantine import Quarantine, Quarantined
 from kairoi.storage.rules import RuleBook
+from kairoi.storage.savepoint import Savepoints
 from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
 
@@ -77,9 +83,9 @@ class Engine:
     ) -> None:
         """``scripts``: the allow-list every shell script set here is resolved and checked
         against (None, in tests of other logic: taken as given)."""
-        self._kv = kv
+        self.kv = kv
         self._scripts = scripts
-        self._fsync = fsync
+        self.fsync = fsync
         migration.upgrade(kv)
         clock = clock or SystemClock()
         self._writes = PendingWrites(kv)
@@ -88,14 +94,21 @@ class Engine:
         self._active = ActiveRuns(self._writes)
         self._history = History(self._writes, runs_kept)
         self._rules = RuleBook(kv, self._writes)
+        self._quarantine = Quarantine(self._writes, self._jobs, self._stats)
+        self._savepoints = Savepoints(self._writes, self._stats, self._rules,
+                                      (self._jobs.due, self._active.leases))  # fmt: skip
+        self.write_errors = 0  # the commits that failed, as STATS shows them (the actor counts)
+        self.writable = True  # whether the last commit was written
         self._announced: int | None = None  # the next due time the dispatcher was told
         self._earliest: int | None = None  # the earliest due time made in this batch
         self._reply_bytes = 0  # what the listings answered in this batch hold
         self.runs = Runs(
             self._jobs, self._active, self._history, stats=self._stats, rules=self._rules,
             clock=clock, lease_us=lease_us, on_due=self._due_at, rng=rng,
+            quarantine=self._quarantine, savepoints=self._savepoints,
         )  # fmt: skip
         self._actions = JobActions(self._jobs, self._history, self.runs, clock, self._due_at)
+        self.runs.grant_grace()  # storage was away until now: written with the first batch
 
     @property
     def rules(self) -> dict[str, Rule]:
@@ -104,11 +117,19 @@ class Engine:
 
     def apply(self, request: messages.Message) -> messages.Reply:
         """Apply ``request`` to the pending batch; its reply holds until ``commit``."""
+        mark = self._savepoints.mark(outermost=True)
+        stops, dispatcher = self._actions.stops_pending(), self.runs.dispatcher
         try:
             check_request(request)  # the ranges and sizes the frontend checks, for any sender
             return self._route(request)
-        except KairoiError as exc:
-            return messages.Failed(code=exc.code, reason=exc.reason)
+        except Exception as exc:  # this request only: the batch goes on without it
+            self._savepoints.roll_back(mark)
+            self._actions.forget_stops(keep=stops)
+            self.runs.dispatcher = dispatcher
+            reply = failures.reply(request, exc)
+            if failures.unhandleable(exc) and isinstance(request, failures.NAMING_A_JOB):
+                self._quarantine.set_aside_after(request.job_id, reply.reason)  # else again
+            return reply
 
     def _route(self, request: messages.Message) -> messages.Reply:
         request = inbound.checked(request, self._scripts)  # the bus is a door too
@@ -126,7 +147,7 @@ class Engine:
                 | messages.GetOutput() | messages.UnsetJob() | messages.DisableJob()
                 | messages.EnableJob() | messages.StopJob() | messages.TriggerJob()
             ):  # fmt: skip
-                return self._job_request(request)
+                return self._quarantined_or(request)
             case (
                 messages.SetShellRule() | messages.SetAmqpRule() | messages.GetRule()
                 | messages.ListRules() | messages.UnsetRule()
@@ -182,11 +203,11 @@ class Engine:
     def _job_request(self, request: JobRequest) -> messages.Reply:
         match request:
             case messages.GetJob(job_id=job_id):
-                return views.job_state(self._actions.existing(job_id))
+                return views.job_state(self._quarantine.shown(job_id))
             case messages.ListJobs(prefix=prefix, after=after, limit=limit):
                 _check_limit(limit)
-                jobs = self._page(limit, self._jobs.walk(prefix, after), views.job_state,
-                                  views.job_bytes)  # fmt: skip
+                walked = self._quarantine.over(self._jobs.walk(prefix, after), prefix)
+                jobs = self._page(limit, walked, _job_shown, views.job_bytes)
                 return messages.Jobs(jobs=tuple(jobs.items), more=jobs.more)
             case messages.ListRuns(job_id=job_id, limit=limit, before=before):
                 _check_limit(limit)
@@ -197,7 +218,8 @@ class Engine:
             case messages.GetOutput(job_id=job_id, run=run):
                 return self._output(self._actions.existing(job_id), run)
             case messages.UnsetJob(job_id=job_id, cascade=cascade):
-                self._actions.unset(job_id, cascade)
+                if not self._quarantine.purge(job_id):
+                    self._actions.unset(job_id, cascade)
             case messages.DisableJob(job_id=job_id):
                 self._actions.disable(job_id)
             case messages.EnableJob(job_id=job_id):
@@ -209,6 +231,13 @@ class Engine:
             case _:
                 assert_never(request)
         return OK
+
+    def _quarantined_or(self, request: JobRequest) -> messages.Reply:
+        """A job request; on a job whose records cannot be read, a refusal saying so."""
+        try:
+            return self._job_request(request)
+        except CorruptRecord as exc:
+            raise Conflict(f"{exc.reason}: the job is quarantined; UNSET it") from exc
 
     def _rule_request(self, request: RuleRequest) -> messages.Reply:
         match request:
@@ -235,23 +264,36 @@ class Engine:
 
     def commit(self) -> None:
         """Write the pending batch durably; on StoreError nothing of it is kept."""
+        batch = self.take_batch()
+        try:
+            if batch:
+                self.kv.write(batch, sync=self.fsync)
+        except StoreError:
+            self.batch_written(False)
+            raise
+        self.batch_written(True)
+
+    def take_batch(self) -> dict[bytes, bytes | None]:
+        """``commit`` in two steps, for a caller that writes the batch itself (trying again):
+        the pending batch with its counts, then ``batch_written``."""
         self._reply_bytes = 0  # the next batch's listings start afresh
         batch = self._writes.take()
         if (counts := self._stats.take_changes()) is not None:
             batch[keys.STATS] = counts
-        written = False
-        try:
-            if batch:
-                self._kv.write(batch, sync=self._fsync)
-            written = True
-        except StoreError:
+        return batch
+
+    def batch_written(self, written: bool) -> None:
+        """The batch ``take_batch`` gave was written, or was not (then nothing of it holds)."""
+        if not written:
             self._jobs.due.forget_floor()  # it assumed the batch written
             self._active.leases.forget_floor()
             self._actions.forget_stops()
-            raise
-        finally:
-            self._stats.committed(written)
-            self._rules.committed_batch(written)
+        self._stats.committed(written)
+        self._rules.committed_batch(written)
+
+    def grant_grace(self) -> None:
+        """Storage stood still for a while (stopped, starved): no lease ends for that."""
+        self.runs.grant_grace()
 
     def take_wakeup(self) -> int | None:
         """After a commit: a due time earlier than the dispatcher knows of, to tell it."""
@@ -267,7 +309,7 @@ class Engine:
 
     def release_memory(self) -> None:
         """Between bursts: let the store give back the memory it holds for writes."""
-        self._kv.release_memory()
+        self.kv.release_memory()
 
     def job(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -347,8 +389,14 @@ class Engine:
     def _stats_reply(self) -> messages.Stats:
         counts = self._stats.snapshot()
         counts["rules"] = len(self._rules.current())
+        counts["write_errors"] = self.write_errors
+        counts["writable"] = int(self.writable)
         names = sorted(counts)
         return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
+
+
+def _job_shown(found: tuple[str, Job | Quarantined]) -> messages.JobState:
+    return views.job_state(found[1])
 
 
 def _check_limit(limit: int) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from kairoi.domain import DEFAULT_SPEC, Job, JobSpec, JobStatus
-from kairoi.errors import KairoiError
+from kairoi.errors import CorruptRecord, KairoiError
 from kairoi.storage import codec, keys, lifecycle
 from kairoi.storage.indexes import TimedIndex
+from kairoi.storage.quarantine import Quarantined
 from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
 
@@ -21,8 +22,8 @@ class JobTable:
     def __init__(self, writes: PendingWrites, stats: Stats) -> None:
         self._writes = writes
         self._stats = stats
-        self.due: TimedIndex[str] = TimedIndex(writes, keys.DUE, keys.parse_timed)
-        """The due index: Planned jobs by due time."""
+        self.due: TimedIndex[tuple[str, int]] = TimedIndex(writes, keys.DUE, _parse_due)
+        """The due index: Planned jobs (id, due time) by due time."""
 
     def get(self, job_id: str) -> Job | None:
         data = self._writes.get(keys.job(job_id))
@@ -81,14 +82,16 @@ class JobTable:
         """The jobs that run after ``parent_id``, in byte order of their ids."""
         return self._ids_under(keys.runs_of(keys.CHILD, parent_id))
 
-    def walk(self, prefix: str, after: str | None) -> Iterator[Job]:
+    def walk(self, prefix: str, after: str | None) -> Iterator[tuple[str, Job | Quarantined]]:
         """The jobs whose ids start with ``prefix``, in byte order of their ids, from the
-        first after ``after``, read as walked (the batch must not change meanwhile)."""
+        first after ``after``, read as walked (the batch must not change meanwhile); a job
+        whose record cannot be read is walked as Quarantined."""
         first = keys.job(prefix)
         if after is not None:
-            first = max(first, keys.job(after) + b"\0")
+            first = max(first, keys.job(after) + b"\0")  # the next id after ``after``
         for key, value in self._writes.walk(first, keys.prefix_end(keys.job(prefix))):
-            yield codec.decode_job(key[len(keys.JOB) :].decode(), value)
+            job_id = key[len(keys.JOB) :].decode()
+            yield job_id, _readable(job_id, value)
 
     def from_file(self, source: str) -> list[str]:
         """The jobs the job file ``source`` defined, in byte order of their ids."""
@@ -145,6 +148,19 @@ class JobTable:
             except KairoiError as exc:
                 refused[position] = exc
         return refused
+
+
+def _parse_due(key: bytes) -> tuple[int, tuple[str, int]]:
+    instant, job_id = keys.parse_timed(key)
+    return instant, (job_id, instant)
+
+
+def _readable(job_id: str, data: bytes) -> Job | Quarantined:
+    """The job, or what LIST shows of it when its record cannot be read."""
+    try:
+        return codec.decode_job(job_id, data)
+    except CorruptRecord as exc:
+        return Quarantined(job_id, exc.reason)
 
 
 def _repeats(items: list[bytes]) -> bool:

@@ -9,6 +9,8 @@
     h<id size:2><job id><run:8>  → run record (codec.encode_run): a job's history, by run
     o<id size:2><job id><run:8>  → the tail of that run's output, when it had any
     r<rule id>                   → rule record (codec.encode_rule)
+    q<job id>                    → why the job is quarantined (UTF-8): a record of it could
+                                   not be read or handled (quarantine.py)
     m<name>                      → metadata: schema version, counts (mstats)
 
 ``<due:8>`` and ``<lease:8>`` are instants in microseconds plus 2**63, big-endian, so byte
@@ -37,6 +39,7 @@ ACTIVE = b"a"
 CHILD = b"c"
 FILE = b"f"
 STATS = META + b"stats"
+QUARANTINE = b"q"
 
 _TIME = struct.Struct(">Q")
 _OFFSET = 1 << 63
@@ -53,6 +56,10 @@ def job(job_id: str) -> bytes:
 def jobs(job_ids: Iterable[str]) -> list[bytes]:
     """``job(id)`` of each id, in one pass (a batch of SETs reads thousands)."""
     return [JOB + job_id.encode() for job_id in job_ids]
+
+
+def quarantined(job_id: str) -> bytes:
+    return QUARANTINE + job_id.encode()
 
 
 def rule(rule_id: str) -> bytes:
@@ -108,6 +115,11 @@ def due_of_job_key(job_key: bytes, due_us: int) -> bytes:
     """``timed(DUE, due_us, id)`` from the job's record key ``job(id)``, not its id: the id
     is encoded once for both keys."""
     return DUE + _TIME.pack(due_us + _OFFSET) + job_key[len(JOB) :]
+
+
+def fits(instant_us: int) -> bool:
+    """Whether an instant can be in a key (a record may hold one that cannot: quarantine)."""
+    return -_OFFSET <= instant_us < _OFFSET
 
 
 def timed_bound(index: bytes, instant_us: int) -> bytes:

@@ -31,6 +31,11 @@ class KeyValueStore(Protocol):
         correct and durable either way)."""
         ...
 
+    def reopen(self) -> bool:
+        """Close and open the store again (after a failed write); False when it did not try
+        (it stays as it is), StoreError when it could not open it (it is closed)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -61,6 +66,9 @@ class MemoryStore:
 
     def release_memory(self) -> None:
         pass
+
+    def reopen(self) -> bool:
+        return True
 
     def close(self) -> None:
         pass

@@ -1,7 +1,14 @@
-"""The RocksDB adapter (rocksdict in raw mode: bytes in, bytes out, never pickle)."""
+"""The RocksDB adapter (rocksdict in raw mode: bytes in, bytes out, never pickle).
+
+A failed write (a full disk, an I/O error) puts RocksDB in a read-only error state that lasts
+until the database is opened again, even once space is back: ``reopen`` does so (while it
+cannot, every call raises StoreError). The messages name no path: a client may see them."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
@@ -21,6 +28,8 @@ from kairoi.runtime import private_directory
 
 MEMTABLE_BYTES = 16 << 20
 BLOCK_CACHE_BYTES = 8 << 20
+REOPEN_FREE_BYTES = 4 << 20
+"""The space a database is opened anew with, at least, after a failed write."""
 FLUSH_WHEN_IDLE_ENTRIES = 10_000
 """An idle storage writes its memtable out once it holds this many entries (about 1 MiB):
 the memory it took is freed, and a restart has less of the write-ahead log to replay."""
@@ -53,28 +62,62 @@ def _bound_memory(options: Options) -> None:
 
 class RocksStore:
     def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: Rdict | None = None
+        self._db = self._open()
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._no_sync = WriteOptions()
+
+    def _open(self) -> Rdict:
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         options.set_keep_log_file_num(4)
         _bound_memory(options)
         try:
-            private_directory(path)  # RocksDB creates its files as the umask says
-            self._db = Rdict(path, options)
+            private_directory(self.path)  # RocksDB creates its files as the umask says
+            return Rdict(self.path, options)
         except Exception as exc:  # rocksdict raises bare Exception for lock and I/O errors
-            raise StoreError(f"cannot open the database at {path}: {exc}") from exc
-        self.path = path
-        self._sync = WriteOptions()
-        self._sync.sync = True
-        self._no_sync = WriteOptions()
+            raise StoreError(f"cannot open the database at {self.path}: {exc}") from exc
+
+    def reopen(self) -> bool:
+        """Close and open the database again: the way out of RocksDB's error state. False,
+        and it stays open as it is, while less than ``REOPEN_FREE_BYTES`` are free (opening
+        writes the log it replays out to a table file); StoreError when it cannot be opened
+        (then it is closed until a later ``reopen``)."""
+        if self._db is not None:
+            if self.free_bytes() < REOPEN_FREE_BYTES:
+                return False
+            # It is closed all the same; its error is what made us reopen.
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
+            gc.collect()  # the old handle's lock goes with it
+        self._db = self._open()
+        return True
+
+    @property
+    def db(self) -> Rdict:
+        if self._db is None:
+            raise StoreError("the database is closed: it could not be opened again")
+        return self._db
+
+    def free_bytes(self) -> int:
+        """Space left for the database on its disk."""
+        try:
+            stats = os.statvfs(self.path)
+        except OSError:
+            return 0
+        return stats.f_bavail * stats.f_frsize
 
     def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._db.get(key)
+        value: bytes | None = self.db.get(key)
         return value
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        values = self._db.get(cast(list[Any], keys))  # one multi-get
+        values = self.db.get(cast(list[Any], keys))  # one multi-get
         return cast(list[bytes | None], values)
 
     def write(self, batch: Mapping[bytes, bytes | None], sync: bool) -> None:
@@ -86,9 +129,11 @@ class RocksStore:
             else:
                 put(key, value)
         try:
-            self._db.write(rocks_batch, self._sync if sync else self._no_sync)
+            self.db.write(rocks_batch, self._sync if sync else self._no_sync)
+        except StoreError:
+            raise
         except Exception as exc:
-            raise StoreError(f"cannot write to the database at {self.path}: {exc}") from exc
+            raise StoreError(f"cannot write to the database: {_without(self.path, exc)}") from exc
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         # The bound makes RocksDB itself stop at ``end``: without it, a seek into a range
@@ -96,7 +141,7 @@ class RocksStore:
         # due entries and ended leases, until compaction) to reach the next live one.
         bounds = ReadOptions()  # bounds given as bytes are used as they are
         bounds.set_iterate_upper_bound(end)
-        iterator = self._db.iter(bounds)
+        iterator = self.db.iter(bounds)
         iterator.seek(start)
         while iterator.valid():
             key: bytes = iterator.key()
@@ -106,12 +151,19 @@ class RocksStore:
             iterator.next()
 
     def release_memory(self) -> None:
-        held = self._db.property_int_value("rocksdb.num-entries-active-mem-table") or 0
+        held = self.db.property_int_value("rocksdb.num-entries-active-mem-table") or 0
         if held >= FLUSH_WHEN_IDLE_ENTRIES:
             try:
-                self._db.flush(wait=True)
+                self.db.flush(wait=True)
             except Exception as exc:
-                raise StoreError(f"cannot flush the database at {self.path}: {exc}") from exc
+                raise StoreError(f"cannot flush the database: {_without(self.path, exc)}") from exc
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _without(path: str, exc: Exception) -> str:
+    """RocksDB's message, the database's path in it made ``<database>``."""
+    return str(exc).replace(path, "<database>")

@@ -3,7 +3,8 @@
 Counting 10 million jobs on demand would take seconds, so the counts are kept: every change
 of a job's status moves them, and they are written in the same batch as the change (one
 key, ``mstats``), so they always agree with the jobs on disk. A database written before
-counts were kept is counted once, when storage opens it.
+counts were kept, or whose counts cannot be read, is counted once, when storage opens it
+(a job record that cannot be read is not counted: quarantine.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 
 import msgpack
 
+from kairoi import log
 from kairoi.domain import JobStatus
-from kairoi.errors import StoreError
+from kairoi.errors import CorruptRecord
 from kairoi.messages import RUNNER_KINDS
 from kairoi.storage import codec, keys
 from kairoi.storage.kv import KeyValueStore
@@ -47,6 +49,13 @@ class Stats:
         counts.update((key, value) for key, value in self._pending.items() if value)
         return counts
 
+    def saved(self) -> dict[str, int]:
+        """The pending counts, to ``restore`` if a request fails half-way."""
+        return dict(self._pending)
+
+    def restore(self, saved: dict[str, int]) -> None:
+        self._pending = Counter(saved)
+
     def take_changes(self) -> bytes | None:
         """The record to write with the batch, if any count moved in it."""
         if self._pending == self._committed:
@@ -65,6 +74,7 @@ class Stats:
 _STATUS_KEYS = {status: status.name.lower() for status in JobStatus}
 _RUN_KEYS = [f"runs.{kind}" for kind in RUNNER_KINDS]
 _PACKER = msgpack.Packer()
+_log = log.get("kairoi.storage")
 
 
 def _load(kv: KeyValueStore) -> Counter[str]:
@@ -73,18 +83,24 @@ def _load(kv: KeyValueStore) -> Counter[str]:
         return _count(kv)
     try:
         record: Any = msgpack.unpackb(data, raw=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError) as exc:
-        raise StoreError(f"unreadable counts ({keys.STATS!r}): {exc!r}") from exc
-    if not isinstance(record, dict) or not all(isinstance(v, int) for v in record.values()):
-        raise StoreError(f"unreadable counts ({keys.STATS!r}): {record!r:.80}")
-    return Counter(record)
+    except Exception as exc:  # msgpack raises many kinds
+        record = exc
+    if isinstance(record, dict) and all(
+        isinstance(k, str) and type(v) is int for k, v in record.items()
+    ):
+        return Counter(record)
+    _log.error("storage.counts_unreadable", reason=f"{record!r:.80}", action="counted again")
+    return _count(kv)
 
 
 def _count(kv: KeyValueStore) -> Counter[str]:
     """Count the jobs of a database that holds no counts yet (one pass over every job)."""
     counts: Counter[str] = Counter()
     for key, value in kv.scan(keys.JOB, keys.prefix_end(keys.JOB)):
-        job = codec.decode_job(key[len(keys.JOB) :].decode(), value)
+        try:
+            job = codec.decode_job(key[len(keys.JOB) :].decode("utf-8", "replace"), value)
+        except CorruptRecord:
+            continue  # GET shows it quarantined; UNSET deletes it
         counts[_STATUS_KEYS[job.status]] += 1
     if counts:
         kv.write({keys.STATS: _PACKER.pack(dict(counts))}, sync=True)

@@ -10,11 +10,19 @@ from kairoi.amqp.dsn import mask_dsn
 from kairoi.domain import AmqpRunner, Job, JobSpec, Rule, Run, runner_arguments
 from kairoi.schedule import format_duration
 from kairoi.storage import lifecycle, planning
+from kairoi.storage.quarantine import Quarantined
+
+QUARANTINED = "quarantined"
 
 T = TypeVar("T")
 
 
-def job_state(job: Job) -> messages.JobState:
+def job_state(job: Job | Quarantined) -> messages.JobState:
+    if isinstance(job, Quarantined):  # its records cannot be read: only why
+        return messages.JobState(
+            job_id=job.id, status=QUARANTINED, next_due_us=None, run=0, last_outcome="",
+            last_finished_us=None, when="", options=("REASON", job.reason),
+        )  # fmt: skip
     return messages.JobState(
         job_id=job.id,
         status="triggered" if job.running else job.status.name.lower(),

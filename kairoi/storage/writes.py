@@ -1,7 +1,8 @@
 """The batch being built: puts and deletes over the committed store, read through.
 
 Reads see the batch first, so later requests of a group commit see earlier ones; ``scan``
-merges the batch's keys into the store's, in order.
+merges the batch's keys into the store's, in order. ``mark`` starts a request's changes and
+``undo`` takes them back out of the batch (a request that failed half-way leaves nothing).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import heapq
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from kairoi.storage import keys
 from kairoi.storage.kv import KeyValueStore
 
 EVERY = 1 << 62
 """A scan limit above any count of keys."""
+_ABSENT = b"\xff absent"
+"""In the undo journal: the key was not in the batch before (a value no record has)."""
 
 
 class PendingWrites:
@@ -26,6 +30,33 @@ class PendingWrites:
         """The batch's keys by their first byte, repeats and all: a walk of one index
         looks at that index's changes only, not at the whole batch (a batch of thousands
         of outcomes walks the due and children indexes many times)."""
+        self._undo: list[tuple[bytes, Any]] = []
+        """What the batch held of each key before each change since the outermost ``mark``
+        (a value, None: deleted, or _ABSENT); b"" and a list: put_all's keys, all absent."""
+
+    def mark(self, outermost: bool = False) -> int:
+        """A request (``outermost``) or a part of one starts: ``undo`` of the position
+        returned takes back what is changed from here on."""
+        if outermost:
+            self._undo.clear()
+        return len(self._undo)
+
+    def undo(self, position: int) -> int:
+        """Take the changes made since ``mark`` gave ``position`` out of the batch, latest
+        first; how many there were. (The keys stay in ``_keys_by_kind``: a walk skips those
+        no longer changed.)"""
+        changes = self.changes
+        undone = len(self._undo) - position  # entries: put_all's count as one
+        for key, before in reversed(self._undo[position:]):
+            if before is _ABSENT:
+                changes.pop(key, None)
+            elif not key:  # put_all's keys
+                for absent in before:
+                    changes.pop(absent, None)
+            else:
+                changes[key] = before
+        del self._undo[position:]
+        return undone
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.changes:
@@ -33,15 +64,19 @@ class PendingWrites:
         return self.kv.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
+        self._undo.append((key, self.changes.get(key, _ABSENT)))
         self.changes[key] = value
         self._keys_by_kind[key[0]].append(key)
 
     def put_all(self, kind: bytes, kind_keys: list[bytes], values: Iterable[bytes]) -> None:
-        """``put`` of each key (all starting with ``kind``) and value, in C-level passes."""
+        """``put`` of each key (all starting with ``kind``, none of them in the batch yet: the
+        caller knows) and value, in C-level passes."""
+        self._undo.append((b"", kind_keys))  # all of them were absent: one entry for all
         self.changes.update(zip(kind_keys, values, strict=True))
         self._keys_by_kind[kind[0]].extend(kind_keys)
 
     def delete(self, key: bytes) -> None:
+        self._undo.append((key, self.changes.get(key, _ABSENT)))
         self.changes[key] = None
         self._keys_by_kind[key[0]].append(key)
 
@@ -49,6 +84,7 @@ class PendingWrites:
         """The batch to write; the next one starts empty."""
         changes, self.changes = self.changes, {}
         self._keys_by_kind.clear()
+        self._undo.clear()
         return changes
 
     def scan(self, start: bytes, end: bytes, limit: int) -> list[tuple[bytes, bytes]]:
@@ -65,11 +101,11 @@ class PendingWrites:
     def walk(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live keys in ``[start, end)`` with their values, in byte order, read as walked.
         The batch must not change before the walk ends."""
+        changes = self.changes
         changed = {key for key in self._batch_keys(start, end) if start <= key < end}
         if not changed:  # the commonest walk: the batch has not touched the range
             return self.kv.scan(start, end)
-        changes = self.changes
-        pending = sorted((key, value) for key in changed if (value := changes[key]) is not None)
+        pending = sorted((key, value) for key in changed if (value := changes.get(key)) is not None)
         committed = ((key, value) for key, value in self.kv.scan(start, end) if key not in changes)
         return heapq.merge(committed, pending)
 

@@ -34,7 +34,7 @@ def storage_loop(endpoint: str, engine: Engine) -> Iterator[None]:
 
     def serve() -> None:
         server = ReplyServer(endpoint)
-        storage = Storage(server, engine, max_batch=1000)
+        storage = Storage(server, engine.kv, engine, lambda: Engine(engine.kv, fsync=True), 1000)
         bound.set()
         while not stop.is_set():
             server.wait(20)
@@ -92,11 +92,31 @@ def test_a_failed_write_is_answered_internal_and_nothing_is_kept(endpoint: str) 
     with storage_loop(endpoint, engine), capture_logs() as logs:
         replies = asyncio.run(ask(endpoint, b'1 SET a "2030-01-01 00:00:00"\n2 BAD\n', 2))
     assert replies == [
-        b'1 ERROR internal "not saved: write refused (fail_writes is set)"\n',
+        b'1 ERROR internal "not saved: write refused (fail_writes is set); send it again once '
+        b'storage can write"\n',
         b"2 ERROR invalid \"unknown instruction 'BAD'\"\n",
     ]
     assert kv.data == kept
     assert [log["event"] for log in logs if log["log_level"] == "error"] == ["storage.write_failed"]
+
+
+def test_storage_writes_again_by_itself_once_it_can(endpoint: str) -> None:
+    kv = MemoryStore()
+    engine = Engine(kv, fsync=True)
+    kv.fail_writes = True  # as a full disk would
+    with storage_loop(endpoint, engine), capture_logs() as logs:
+        refused = asyncio.run(ask(endpoint, b'1 SET a "2030-01-01 00:00:00"\n', 1))
+        unwritable = asyncio.run(ask(endpoint, b"2 STATS\n", 1))
+        kv.fail_writes = False  # space is back
+        taken = asyncio.run(ask(endpoint, b'3 SET b "2030-01-01 00:00:00"\n', 1))
+        writable = asyncio.run(ask(endpoint, b"4 STATS\n", 1))
+    assert refused[0].startswith(b"1 ERROR internal")
+    assert b"writable=0" in unwritable[0] and b"write_errors=1" in unwritable[0]
+    assert taken[0] == b"3 OK\n" and b"writable=1" in writable[0]
+    assert kv.get(keys.job("b")) is not None
+    assert [log["event"] for log in logs if log["event"].startswith("storage.write")] == [
+        "storage.write_failed", "storage.write_recovered",
+    ]  # fmt: skip
 
 
 def test_garbage_on_the_bus_is_logged_and_dropped(endpoint: str) -> None:
@@ -146,3 +166,36 @@ def test_pipelined_sets_with_errors_among_them_are_answered_in_order(endpoint: s
     assert replies[503] == b"last OK\n"
     assert kv.get(keys.job("a.499")) is not None and kv.get(keys.job("a.x")) is None
     assert kv.get(keys.job("busy")) == codec.encode_job(running)
+
+
+def test_a_reply_that_cannot_be_encoded_is_answered_internal_and_the_others_go(
+    endpoint: str,
+) -> None:
+    kv = MemoryStore()
+    engine = Engine(kv, fsync=True)
+    server = ReplyServer(endpoint)
+    context = zmq.Context()
+    peer = context.socket(zmq.DEALER)
+    peer.connect(endpoint)
+    try:
+        storage = Storage(server, kv, engine, lambda: Engine(kv, fsync=True), 1000)
+        peer.send_multipart(messages.encode([(1, messages.Ping())]))
+        server.wait(5000)
+        received = server.receive_nowait()
+        assert received is not None
+        sender = received[0]
+        unencodable = messages.Output(run=2**70, output=b"")  # a bug's reply
+        with capture_logs() as logs:
+            storage._send(sender, [(1, messages.Pong()), (2, unencodable)])
+        assert peer.poll(5000)
+        replies = messages.decode(peer.recv_multipart())
+        assert replies[0] == (1, messages.Pong())
+        assert replies[1] == (
+            2,
+            messages.Failed(code="internal", reason="storage could not encode its reply"),
+        )
+        assert [log["event"] for log in logs] == ["storage.reply_failed"]
+    finally:
+        peer.close(linger=0)
+        context.term()
+        server.close()

@@ -276,3 +276,32 @@ def test_runs_of_a_claim_whose_write_failed_are_claimed_by_the_next() -> None:
         engine.commit()
     kv.fail_writes = False
     assert [run.job_id for run in claim(engine).runs] == ["app.1"]
+
+
+def test_a_lease_does_not_end_while_storage_was_away(kv: KeyValueStore, clock: FakeClock) -> None:
+    """Fault: runs that ended while storage was down for longer than the lease ran again,
+    though their runner held the outcome."""
+    engine = Engine(kv, fsync=True, clock=clock, lease_us=LEASE)
+    do(engine, messages.SetShellRule(rule_id="r", pattern="", script="s.sh"))
+    for job_id in ("held", "renewed", "gone"):
+        set_job(engine, job_id, NOW)
+    assert len(claim(engine).runs) == 3
+    renew = messages.RenewLeases(owner="runner:r:old", job_ids=("held", "renewed", "gone"),
+                                 runs=(1, 1, 1))  # fmt: skip
+    assert do(engine, renew) == messages.Ok()
+    clock.advance(3 * LEASE)  # storage is down for three leases, then opens
+    engine = Engine(kv, fsync=True, clock=clock, lease_us=LEASE)
+    assert do(engine, messages.RunnerStarted(name="other", instance="1")) == messages.Ok()
+    claimed = claim(engine)
+    assert claimed.runs == () and claimed.next_due_us == clock.now_us() + LEASE
+    assert do(engine, outcome("held", 1)) == messages.Ok()
+    assert engine.job("held").last_outcome.value == "executed"  # type: ignore[union-attr]
+    clock.advance(LEASE // 2)
+    renewed = messages.RenewLeases(owner="runner:r:old", job_ids=("renewed",), runs=(1,))
+    assert do(engine, renewed) == messages.Ok()
+    clock.advance(LEASE // 2)  # the grace is one lease: "gone" renewed nothing, it is lost now
+    assert [run.job_id for run in claim(engine).runs] == ["gone"]
+    assert do(engine, messages.RunnerStarted(name="r", instance="new")) == messages.Ok()
+    assert [run.job_id for run in claim(engine).runs] == ["renewed"], "ended on purpose"
+    engine.grant_grace()  # a restarted runner's leases stay ended, grace or not
+    assert engine.active_run("renewed", 2) is not None
