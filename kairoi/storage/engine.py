@@ -18,7 +18,6 @@ from kairoi import messages
 from kairoi.checks import check_request
 from kairoi.clock import Clock, SystemClock
 from kairoi.domain import (
-    MAX_LIST,
     MAX_PAGE_BYTES,
     ActiveRun,
     AmqpRunner,
@@ -205,12 +204,10 @@ class Engine:
             case messages.GetJob(job_id=job_id):
                 return views.job_state(self._quarantine.shown(job_id))
             case messages.ListJobs(prefix=prefix, after=after, limit=limit):
-                _check_limit(limit)
                 walked = self._quarantine.over(self._jobs.walk(prefix, after), prefix)
                 jobs = self._page(limit, walked, _job_shown, views.job_bytes)
                 return messages.Jobs(jobs=tuple(jobs.items), more=jobs.more)
             case messages.ListRuns(job_id=job_id, limit=limit, before=before):
-                _check_limit(limit)
                 self._actions.existing(job_id)
                 recent = self._history.recent(job_id, limit, before)
                 runs = self._page(limit, recent, views.run_state, views.run_bytes)
@@ -397,11 +394,6 @@ class Engine:
 
 def _job_shown(found: tuple[str, Job | Quarantined]) -> messages.JobState:
     return views.job_state(found[1])
-
-
-def _check_limit(limit: int) -> None:
-    if not 1 <= limit <= MAX_LIST:
-        raise InvalidRequest(f"LIMIT must be within 1 and {MAX_LIST}, not {limit}")
 
 
 def spec_of(request: messages.DefineJob) -> JobSpec:
