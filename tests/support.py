@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from kairoi import messages
 from kairoi.domain import Job
 from kairoi.storage.engine import Engine
 from kairoi.storage.rocks import RocksStore
@@ -24,6 +25,13 @@ def eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout}s: {check}")
         time.sleep(interval)
+
+
+def do(engine: Engine, request: messages.Message) -> messages.Reply:
+    """Apply ``request`` and commit it at once, as a batch of one."""
+    reply = engine.apply(request)
+    engine.commit()
+    return reply
 
 
 def read_jobs(data_dir: Path, job_ids: list[str]) -> dict[str, Job | None]:

@@ -13,6 +13,7 @@ from kairoi.errors import StoreError
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import KeyValueStore, MemoryStore
 from kairoi.storage.rocks import RocksStore
+from tests.support import do
 
 LEASE = 10_000_000
 NOW = 1_000_000_000
@@ -29,12 +30,6 @@ def engine(kv: KeyValueStore, clock: FakeClock) -> Engine:
     engine.apply(messages.SetShellRule(rule_id="r", pattern="app.", script="s.sh"))
     engine.commit()
     return engine
-
-
-def do(engine: Engine, request: messages.Message) -> messages.Reply:
-    reply = engine.apply(request)
-    engine.commit()
-    return reply
 
 
 def set_job(engine: Engine, job_id: str, due_us: int) -> None:

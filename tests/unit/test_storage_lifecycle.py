@@ -15,6 +15,7 @@ from kairoi.storage import keys
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import KeyValueStore, MemoryStore
 from kairoi.storage.rocks import RocksStore
+from tests.support import do
 
 LEASE = 10_000_000
 NOW = 1_000_000_000
@@ -31,12 +32,6 @@ def engine(kv: KeyValueStore, clock: FakeClock) -> Engine:
     engine = Engine(kv, fsync=False, clock=clock, lease_us=LEASE, runs_kept=3)
     do(engine, messages.SetShellRule(rule_id="r", pattern="app.", script="s.sh"))
     return engine
-
-
-def do(engine: Engine, request: messages.Message) -> messages.Reply:
-    reply = engine.apply(request)
-    engine.commit()
-    return reply
 
 
 def ok(engine: Engine, request: messages.Message) -> None:

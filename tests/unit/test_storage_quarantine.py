@@ -19,6 +19,7 @@ from kairoi.storage import codec, keys
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import KeyValueStore
 from kairoi.storage.writes import PendingWrites
+from tests.support import do
 
 NOW = 1_000_000_000
 CORRUPT = b"\xc1 not msgpack"
@@ -39,12 +40,6 @@ def engine(kv: KeyValueStore, clock: FakeClock) -> Engine:
     engine = open_engine(kv, clock)
     do(engine, messages.SetShellRule(rule_id="r", pattern="app.", script="s.sh"))
     return engine
-
-
-def do(engine: Engine, request: messages.Message) -> messages.Reply:
-    reply = engine.apply(request)
-    engine.commit()
-    return reply
 
 
 def claim(engine: Engine) -> list[messages.Execute]:

@@ -24,6 +24,7 @@ from kairoi.frontend.replies import render
 from kairoi.storage import codec, keys, planning
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import KeyValueStore
+from tests.support import do
 
 NOW = 1_000_000_000_000  # 1970-01-12, on a whole second
 MB_ID = "x" * 1_048_576
@@ -55,12 +56,6 @@ def engine(kv: KeyValueStore, clock: FakeClock) -> Engine:
     engine = Engine(kv, fsync=False, clock=clock, rng=random.Random(7))
     do(engine, messages.SetShellRule(rule_id="r", pattern="", script="s.sh"))
     return engine
-
-
-def do(engine: Engine, request: messages.Message) -> messages.Reply:
-    reply = engine.apply(request)
-    engine.commit()
-    return reply
 
 
 def claim(engine: Engine) -> messages.Claimed:
