@@ -126,8 +126,8 @@ class Engine:
             self._actions.forget_stops(keep=stops)
             self.runs.dispatcher = dispatcher
             reply = failures.reply(request, exc)
-            if failures.unhandleable(exc) and isinstance(request, failures.NAMING_A_JOB):
-                self._quarantine.set_aside_after(request.job_id, reply.reason)  # else again
+            if (job_id := failures.sets_aside(request, exc)) is not None:
+                self._quarantine.set_aside_after(job_id, reply.reason)  # else again and again
             return reply
 
     def _route(self, request: messages.Message) -> messages.Reply:

@@ -8,12 +8,15 @@ from kairoi import log, messages
 from kairoi.errors import CorruptRecord, KairoiError, StoreError
 
 _log = log.get("kairoi.storage")
-NAMING_A_JOB = (
-    messages.RecordOutcome, messages.GetJob, messages.ListRuns, messages.GetOutput,
-    messages.UnsetJob, messages.DisableJob, messages.EnableJob, messages.StopJob,
-    messages.TriggerJob,
+CHANGING_A_JOB = (
+    messages.RecordOutcome, messages.UnsetJob, messages.DisableJob, messages.EnableJob,
+    messages.StopJob, messages.TriggerJob,
 )  # fmt: skip
-"""The requests about one job: when one raises, that job's records cannot be handled."""
+"""The requests that change one job: when one raises, that job's records cannot be handled
+(and a runner's report would meet the same fault each time it is sent again)."""
+READING_A_JOB = (messages.GetJob, messages.ListRuns, messages.GetOutput)
+"""The requests that only read one job: a record of it found unreadable sets it aside, a
+fault of Kairoi's own in reading it does not (the job may still run as it should)."""
 _PATH = re.compile(r"(?<![\w.>])/[^\s'\"]+")
 """An absolute path in an error's text: a client is not shown the host's paths."""
 
@@ -38,6 +41,21 @@ def internal(request: messages.Message, exc: Exception) -> messages.Failed:
 def without_paths(text: str) -> str:
     """``text`` (at most 200 characters of it) with every absolute path made ``<path>``."""
     return _PATH.sub("<path>", text)[:200]
+
+
+def sets_aside(request: messages.Message, exc: Exception) -> str | None:
+    """The job that ``request``, having raised ``exc``, shows cannot be handled (to be
+    quarantined), or None."""
+    if isinstance(request, CHANGING_A_JOB) and unhandleable(exc):
+        return request.job_id
+    if isinstance(request, READING_A_JOB) and corrupt(exc):
+        return request.job_id
+    return None
+
+
+def corrupt(exc: Exception) -> bool:
+    """Whether ``exc`` is, or is behind, a record that cannot be decoded."""
+    return isinstance(exc, CorruptRecord) or isinstance(exc.__cause__, CorruptRecord)
 
 
 def unhandleable(exc: Exception) -> bool:

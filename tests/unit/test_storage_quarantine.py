@@ -112,6 +112,21 @@ def test_a_request_that_raises_is_answered_internal_and_takes_nothing_with_it(
     assert not list(kv.scan(keys.LEASE, keys.prefix_end(keys.LEASE)))
 
 
+def test_a_fault_in_reading_a_readable_job_answers_internal_and_sets_nothing_aside(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    do(engine, messages.SetJob(job_id="app.1", due_us=NOW + 5))
+
+    def broken(job: object) -> messages.JobState:
+        raise RuntimeError("a bug in showing a job")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("kairoi.storage.views.job_state", broken)
+        refusal = do(engine, messages.GetJob(job_id="app.1"))
+    assert isinstance(refusal, messages.Failed) and refusal.code == "internal", refusal
+    assert get(engine, "app.1").status == "planned", "the job itself is sound: it still runs"
+
+
 def test_a_job_that_cannot_be_claimed_is_quarantined_and_the_others_run(
     engine: Engine, kv: KeyValueStore
 ) -> None:
