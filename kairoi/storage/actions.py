@@ -13,7 +13,7 @@ from kairoi import messages
 from kairoi.clock import Clock
 from kairoi.domain import Job, JobSpec, JobStatus, Overlap
 from kairoi.errors import Conflict, InvalidRequest, KairoiError, NotFound
-from kairoi.storage import lifecycle, planning
+from kairoi.storage import lifecycle, planning, relatives
 from kairoi.storage.claims import Runs
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
@@ -48,6 +48,9 @@ class JobActions:
         for parent_id in spec.parents:
             self.existing(parent_id)
         job = self._jobs.get(job_id)
+        if job is not None:  # a new job has no children: it makes no cycle
+            new_parents = set(spec.parents).difference(job.spec.parents)
+            relatives.refuse_cycle(self._jobs.children, job_id, new_parents)
         if job is not None and job.running:
             if not while_running:
                 raise Conflict(f"job {job_id!r} is running (Triggered); set it again once "
@@ -111,16 +114,27 @@ class JobActions:
         self._runs.stop(job)
 
     def unset(self, job_id: str, cascade: bool) -> None:
+        """Delete the job; with ``cascade``, every job that runs after it, directly or not,
+        too (refused, before anything is deleted, past relatives.MAX_RELATIVES of them)."""
         job = self.existing(job_id)
         children = self._jobs.children(job_id)
         if children and not cascade:
-            shown = ", ".join(map(repr, children[:5])) + (", …" if len(children) > 5 else "")
-            raise Conflict(f"jobs run after {job_id!r} ({shown}); UNSET it with CASCADE to "
-                           "delete them too")  # fmt: skip
+            shown = ", ".join(map(relatives.shown, children[:5])) + (
+                ", …" if len(children) > 5 else ""
+            )
+            raise Conflict(f"jobs run after {relatives.shown(job_id)} ({shown}); UNSET it with "
+                           "CASCADE to delete them too")  # fmt: skip
+        try:
+            doomed = relatives.descendants(self._jobs.children, job_id) if children else {}
+        except relatives.TooManyRelatives as exc:
+            raise relatives.TooManyRelatives(
+                f"{exc.reason}: UNSET CASCADE deletes at most {relatives.MAX_RELATIVES:,} "
+                "jobs at once; UNSET CASCADE the jobs furthest from it first, then it"
+            ) from None
         self._delete(job)
-        for child_id in children:
-            if (child := self._jobs.get(child_id)) is not None:
-                self.unset(child.id, cascade=True)
+        for descendant_id in doomed:
+            if (descendant := self._jobs.get(descendant_id)) is not None:
+                self._delete(descendant)
 
     def take_stops(self) -> list[messages.StopRun]:
         """After a commit: the runs to stop, to tell their holders."""
@@ -182,7 +196,11 @@ def _parents_first(jobs: list[tuple[str, JobSpec]]) -> list[tuple[str, JobSpec]]
             if not any(parent in pending for parent in spec.parents)
         ]  # fmt: skip
         if not ready:
-            raise InvalidRequest(f"jobs run after each other in a circle: {sorted(pending)}")
+            parents = {job_id: spec.parents for job_id, spec in pending.items()}
+            raise InvalidRequest(
+                "jobs of the file would make a cycle: "
+                + relatives.cycle_text(relatives.cycle_among(parents))
+            )
         for job_id, spec in ready:
             ordered.append((job_id, spec))
             del pending[job_id]

@@ -408,7 +408,7 @@ def spec_of(request: messages.DefineJob) -> JobSpec:
     return JobSpec(
         when=request.when, zone=request.zone or None, missed=missed, overlap=overlap,
         retries=request.retries, backoff_us=request.backoff_us,
-        max_backoff_us=request.max_backoff_us, parents=request.parents,
+        max_backoff_us=request.max_backoff_us, parents=tuple(dict.fromkeys(request.parents)),
         all_parents=request.all_parents, runner=request.runner, arguments=request.arguments,
         rule_id=request.rule_id, source=request.source,
     )  # fmt: skip
