@@ -12,11 +12,12 @@ from collections.abc import Callable
 from kairoi import messages
 from kairoi.clock import Clock
 from kairoi.domain import Job, JobSpec, JobStatus, Overlap
-from kairoi.errors import Conflict, InvalidRequest, KairoiError, NotFound
+from kairoi.errors import Conflict, InvalidRequest, KairoiError, NotFound, TooManyRelatives
 from kairoi.storage import lifecycle, planning, relatives
 from kairoi.storage.claims import Runs
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
+from kairoi.storage.quarantine import Quarantine
 
 
 class JobActions:
@@ -27,8 +28,11 @@ class JobActions:
         runs: Runs,
         clock: Clock,
         on_due: Callable[[int], None],
+        *,
+        quarantine: Quarantine,
     ) -> None:
         self._jobs = jobs
+        self._quarantine = quarantine
         self._history = history
         self._runs = runs
         self._clock = clock
@@ -41,12 +45,19 @@ class JobActions:
             raise NotFound(f"no job {job_id!r}")
         return job
 
+    def changeable(self, job_id: str) -> Job:
+        """The job, to change: NotFound when there is none, Conflict when it is
+        quarantined (only UNSET changes it)."""
+        self._quarantine.refuse_change(job_id)
+        return self.existing(job_id)
+
     def define(self, job_id: str, spec: JobSpec, *, while_running: bool = False) -> None:
         """Create or replace ``job_id`` as ``spec`` says. A running job is refused, unless
         ``while_running`` (a job file): then its new spec plans what follows its run."""
         _check(job_id, spec)
         for parent_id in spec.parents:
             self.existing(parent_id)
+        self._quarantine.refuse_change(job_id)
         job = self._jobs.get(job_id)
         if job is not None:  # a new job has no children: it makes no cycle
             new_parents = set(spec.parents).difference(job.spec.parents)
@@ -87,6 +98,7 @@ class JobActions:
         self, job_id: str, spec: JobSpec, in_file: set[str], removed: set[str]
     ) -> None:
         _check(job_id, spec)
+        self._quarantine.refuse_change(job_id)
         for parent_id in spec.parents:
             if parent_id not in in_file and (parent_id in removed or not self._jobs.get(parent_id)):
                 raise NotFound(f"no job {parent_id!r}, which {job_id!r} runs after")
@@ -95,19 +107,19 @@ class JobActions:
             planning.first(spec, 0, self._clock.now_us())
 
     def disable(self, job_id: str) -> None:
-        job = self.existing(job_id)
+        job = self.changeable(job_id)
         self._save(lifecycle.disabled(job), job)
 
     def enable(self, job_id: str) -> None:
-        job = self.existing(job_id)
+        job = self.changeable(job_id)
         self._save(lifecycle.enabled(job), job)
 
     def trigger(self, job_id: str) -> None:
-        job = self.existing(job_id)
+        job = self.changeable(job_id)
         self._save(lifecycle.triggered_manually(job, self._clock.now_us()), job)
 
     def stop(self, job_id: str) -> None:
-        job = self.existing(job_id)
+        job = self.changeable(job_id)
         if not job.running:
             raise Conflict(f"job {job_id!r} is not running ({job.status.name.capitalize()})")
         self._stops += [messages.StopRun(job_id=job.id, run=run) for run in job.active]
@@ -126,13 +138,15 @@ class JobActions:
                            "CASCADE to delete them too")  # fmt: skip
         try:
             doomed = relatives.descendants(self._jobs.children, job_id) if children else {}
-        except relatives.TooManyRelatives as exc:
-            raise relatives.TooManyRelatives(
+        except TooManyRelatives as exc:
+            raise TooManyRelatives(
                 f"{exc.reason}: UNSET CASCADE deletes at most {relatives.MAX_RELATIVES:,} "
                 "jobs at once; UNSET CASCADE the jobs furthest from it first, then it"
             ) from None
         self._delete(job)
         for descendant_id in doomed:
+            if self._quarantine.purge(descendant_id):
+                continue
             if (descendant := self._jobs.get(descendant_id)) is not None:
                 self._delete(descendant)
 

@@ -30,7 +30,7 @@ from kairoi.domain import (
 )
 from kairoi.errors import Conflict, CorruptRecord, InvalidRequest, KairoiError, NotFound, StoreError
 from kairoi.scripts import ScriptPolicy
-from kairoi.storage import failures, inbound, keys, migration, views
+from kairoi.storage import failures, inbound, keys, migration, quarantine, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
@@ -106,7 +106,9 @@ class Engine:
             clock=clock, lease_us=lease_us, on_due=self._due_at, rng=rng,
             quarantine=self._quarantine, savepoints=self._savepoints,
         )  # fmt: skip
-        self._actions = JobActions(self._jobs, self._history, self.runs, clock, self._due_at)
+        self._actions = JobActions(
+            self._jobs, self._history, self.runs, clock, self._due_at, quarantine=self._quarantine
+        )
         self.runs.grant_grace()  # storage was away until now: written with the first batch
 
     @property
@@ -127,7 +129,8 @@ class Engine:
             self.runs.dispatcher = dispatcher
             reply = failures.reply(request, exc)
             if (job_id := failures.sets_aside(request, exc)) is not None:
-                self._quarantine.set_aside_after(job_id, reply.reason)  # else again and again
+                # Else again and again. Clients see storage's own words; the log has the rest.
+                self._quarantine.set_aside_after(job_id, quarantine.REQUEST_FAILED)
             return reply
 
     def _route(self, request: messages.Message) -> messages.Reply:
@@ -171,6 +174,7 @@ class Engine:
     def _set_request(self, request: SetRequest) -> messages.Reply:
         match request:
             case messages.SetJob(job_id=job_id, due_us=due_us):
+                self._quarantine.refuse_change(job_id)
                 refused, _ = self._jobs.plan((job_id,), (due_us,))
                 if refused:
                     raise refused[0]
@@ -325,9 +329,13 @@ class Engine:
         job_ids, due_us = request.job_ids, request.due_us
         if len(job_ids) != len(due_us):
             raise InvalidRequest("job_ids and due_us must have the same length")
-        refused, earliest = self._jobs.plan(job_ids, due_us)
-        if earliest is not None:
-            self._due_at(earliest)
+        held = self._quarantine.held_among(job_ids)
+        if held:
+            refused = self._plan_others(job_ids, due_us, held)
+        else:  # the commonest batch: no job of it is quarantined
+            refused, earliest = self._jobs.plan(job_ids, due_us)
+            if earliest is not None:
+                self._due_at(earliest)
         if not refused:
             return OK
         return messages.Refused(
@@ -335,6 +343,25 @@ class Engine:
             codes=tuple(error.code for error in refused.values()),
             reasons=tuple(error.reason for error in refused.values()),
         )
+
+    def _plan_others(
+        self, job_ids: tuple[str, ...], due_us: tuple[int, ...], held: list[int]
+    ) -> dict[int, KairoiError]:
+        """SetJobs of which the jobs at ``held`` are quarantined: those are refused, the
+        others planned. Each refusal by position, in order."""
+        held_at = set(held)
+        others = [position for position in range(len(job_ids)) if position not in held_at]
+        refused_others, earliest = self._jobs.plan(
+            [job_ids[p] for p in others], [due_us[p] for p in others]
+        )
+        if earliest is not None:
+            self._due_at(earliest)
+        refused: dict[int, KairoiError] = {
+            p: quarantine.refusal(job_ids[p], self._quarantine.reason(job_ids[p]) or "")
+            for p in held
+        }
+        refused.update((others[p], error) for p, error in refused_others.items())
+        return dict(sorted(refused.items()))
 
     def _load(self, request: messages.LoadJobs) -> messages.Reply:
         try:
@@ -388,6 +415,7 @@ class Engine:
         counts["rules"] = len(self._rules.current())
         counts["write_errors"] = self.write_errors
         counts["writable"] = int(self.writable)
+        self._quarantine.counted(counts)
         names = sorted(counts)
         return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
 

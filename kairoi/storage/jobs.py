@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from kairoi.domain import DEFAULT_SPEC, Job, JobSpec, JobStatus
-from kairoi.errors import CorruptRecord, KairoiError
+from kairoi.errors import Conflict, CorruptRecord, KairoiError
 from kairoi.storage import codec, keys, lifecycle
 from kairoi.storage.indexes import TimedIndex
 from kairoi.storage.quarantine import Quarantined
@@ -142,9 +142,11 @@ class JobTable:
             if data is None:
                 self.save(lifecycle.planned(job_ids[position], due), None)
                 continue
-            job = codec.decode_job(job_ids[position], data)
             try:
+                job = codec.decode_job(job_ids[position], data)
                 self.save(lifecycle.set_due(job, due), job)
+            except CorruptRecord as exc:  # the others of the batch are planned
+                refused[position] = Conflict(f"{exc.reason}: the job is quarantined; UNSET it")
             except KairoiError as exc:
                 refused[position] = exc
         return refused

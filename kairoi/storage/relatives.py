@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from kairoi.errors import InvalidRequest
+from kairoi.errors import InvalidRequest, TooManyRelatives
 
 MAX_RELATIVES = 10_000
 """The most jobs one request walks through AFTER (an UNSET CASCADE deletes, a SET looks
@@ -20,10 +20,6 @@ _SHOWN_ID = 40
 """The most characters of an id a reason shows."""
 _SHOWN_JOBS = 8
 """The most ids of a cycle a reason shows (the first and last ones)."""
-
-
-class TooManyRelatives(InvalidRequest):
-    """More than MAX_RELATIVES jobs run after a job: the request would walk them all."""
 
 
 def descendants(
