@@ -22,15 +22,12 @@ from kairoi.domain import (
     ActiveRun,
     AmqpRunner,
     Job,
-    JobSpec,
-    Missed,
-    Overlap,
     Rule,
     ShellRunner,
 )
 from kairoi.errors import Conflict, CorruptRecord, InvalidRequest, KairoiError, NotFound, StoreError
 from kairoi.scripts import ScriptPolicy
-from kairoi.storage import failures, inbound, keys, migration, quarantine, views
+from kairoi.storage import failures, inbound, keys, migration, quarantine, sets, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
@@ -40,6 +37,7 @@ from kairoi.storage.kv import KeyValueStore
 from kairoi.storage.quarantine import Quarantine, Quarantined
 from kairoi.storage.rules import RuleBook
 from kairoi.storage.savepoint import Savepoints
+from kairoi.storage.sets import spec_of
 from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
 
@@ -329,13 +327,9 @@ class Engine:
         job_ids, due_us = request.job_ids, request.due_us
         if len(job_ids) != len(due_us):
             raise InvalidRequest("job_ids and due_us must have the same length")
-        held = self._quarantine.held_among(job_ids)
-        if held:
-            refused = self._plan_others(job_ids, due_us, held)
-        else:  # the commonest batch: no job of it is quarantined
-            refused, earliest = self._jobs.plan(job_ids, due_us)
-            if earliest is not None:
-                self._due_at(earliest)
+        refused, earliest = sets.plan(self._jobs, self._quarantine, job_ids, due_us)
+        if earliest is not None:
+            self._due_at(earliest)
         if not refused:
             return OK
         return messages.Refused(
@@ -343,25 +337,6 @@ class Engine:
             codes=tuple(error.code for error in refused.values()),
             reasons=tuple(error.reason for error in refused.values()),
         )
-
-    def _plan_others(
-        self, job_ids: tuple[str, ...], due_us: tuple[int, ...], held: list[int]
-    ) -> dict[int, KairoiError]:
-        """SetJobs of which the jobs at ``held`` are quarantined: those are refused, the
-        others planned. Each refusal by position, in order."""
-        held_at = set(held)
-        others = [position for position in range(len(job_ids)) if position not in held_at]
-        refused_others, earliest = self._jobs.plan(
-            [job_ids[p] for p in others], [due_us[p] for p in others]
-        )
-        if earliest is not None:
-            self._due_at(earliest)
-        refused: dict[int, KairoiError] = {
-            p: quarantine.refusal(job_ids[p], self._quarantine.reason(job_ids[p]) or "")
-            for p in held
-        }
-        refused.update((others[p], error) for p, error in refused_others.items())
-        return dict(sorted(refused.items()))
 
     def _load(self, request: messages.LoadJobs) -> messages.Reply:
         try:
@@ -422,21 +397,3 @@ class Engine:
 
 def _job_shown(found: tuple[str, Job | Quarantined]) -> messages.JobState:
     return views.job_state(found[1])
-
-
-def spec_of(request: messages.DefineJob) -> JobSpec:
-    """The spec a DefineJob asks for; InvalidRequest when a word in it is not one."""
-    try:
-        missed, overlap = Missed(request.missed), Overlap(request.overlap)
-    except ValueError as exc:
-        raise InvalidRequest(f"{exc}: MISSED is skip, once or all; OVERLAP skip, queue or "
-                             "allow") from None  # fmt: skip
-    if request.retries < 0 or request.backoff_us < 0 or request.max_backoff_us < 0:
-        raise InvalidRequest("RETRIES, BACKOFF and MAXBACKOFF must not be negative")
-    return JobSpec(
-        when=request.when, zone=request.zone or None, missed=missed, overlap=overlap,
-        retries=request.retries, backoff_us=request.backoff_us,
-        max_backoff_us=request.max_backoff_us, parents=tuple(dict.fromkeys(request.parents)),
-        all_parents=request.all_parents, runner=request.runner, arguments=request.arguments,
-        rule_id=request.rule_id, source=request.source,
-    )  # fmt: skip
