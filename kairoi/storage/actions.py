@@ -89,9 +89,10 @@ class JobActions:
                                    "longer holds: change or delete it first")  # fmt: skip
         for job_id, spec in _parents_first(jobs):
             self.define(job_id, spec, while_running=True)
-        for job_id in removed:
-            if self._jobs.get(job_id) is not None:
+        for job_id in removed:  # quarantined ones too: UNSET deletes them
+            if self._quarantine.reason(job_id) is not None or self._jobs.get(job_id):
                 self.unset(job_id, cascade=True)
+            self._jobs.unlink_file(source, job_id)  # an unreadable record did not say it
         return removed
 
     def _check_loaded(
@@ -127,7 +128,10 @@ class JobActions:
 
     def unset(self, job_id: str, cascade: bool) -> None:
         """Delete the job; with ``cascade``, every job that runs after it, directly or not,
-        too (refused, before anything is deleted, past relatives.MAX_RELATIVES of them)."""
+        too (refused, before anything is deleted, past relatives.MAX_RELATIVES of them). A
+        quarantined job is deleted with whatever of its keys can be found."""
+        if self._quarantine.purge(job_id):
+            return
         job = self.existing(job_id)
         children = self._jobs.children(job_id)
         if children and not cascade:

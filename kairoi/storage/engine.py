@@ -217,8 +217,7 @@ class Engine:
             case messages.GetOutput(job_id=job_id, run=run):
                 return self._output(self._actions.existing(job_id), run)
             case messages.UnsetJob(job_id=job_id, cascade=cascade):
-                if not self._quarantine.purge(job_id):
-                    self._actions.unset(job_id, cascade)
+                self._actions.unset(job_id, cascade)
             case messages.DisableJob(job_id=job_id):
                 self._actions.disable(job_id)
             case messages.EnableJob(job_id=job_id):

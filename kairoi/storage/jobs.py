@@ -97,6 +97,10 @@ class JobTable:
         """The jobs the job file ``source`` defined, in byte order of their ids."""
         return self._ids_under(keys.runs_of(keys.FILE, source))
 
+    def unlink_file(self, source: str, job_id: str) -> None:
+        """Take ``job_id`` out of the files index of ``source``."""
+        self._writes.delete(keys.from_file(source, job_id))
+
     def _ids_under(self, prefix: bytes) -> list[str]:
         """The job ids that end the index keys starting with ``prefix``."""
         return [key[len(prefix) :].decode() for key, _ in self._writes.under(prefix)]

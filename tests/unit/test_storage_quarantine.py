@@ -364,3 +364,17 @@ def test_unset_cascade_deletes_a_quarantined_job_among_the_children(
     assert kv.get(keys.quarantined("app.poison")) is None
     assert not [key for key, _ in kv.scan(b"", b"\xff") if b"app.poison" in key]
     assert stats_of(engine)["quarantined"] == 0
+
+
+def test_a_job_file_that_no_longer_holds_a_quarantined_job_deletes_it(
+    engine: Engine, kv: KeyValueStore
+) -> None:
+    jobs = (define("app.f1", when="2030-01-01T00:00:00Z", source="/f.yaml"),
+            define("app.f2", when="2030-01-01T00:00:00Z", source="/f.yaml"))  # fmt: skip
+    assert do(engine, messages.LoadJobs(source="/f.yaml", jobs=jobs)) == messages.Ok()
+    due = engine.job("app.f2").due_us  # type: ignore[union-attr]
+    kv.write({keys.job("app.f2"): msgpack.packb({"s": 0, "d": due, "n": "x"})}, sync=False)
+    assert get(engine, "app.f2").status == "quarantined"
+    assert do(engine, messages.LoadJobs(source="/f.yaml", jobs=jobs[:1])) == messages.Ok()
+    assert not [key for key, _ in kv.scan(b"", b"\xff") if key.endswith(b"app.f2")]
+    assert get(engine, "app.f1").status == "planned"
