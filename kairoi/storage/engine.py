@@ -172,8 +172,7 @@ class Engine:
     def _set_request(self, request: SetRequest) -> messages.Reply:
         match request:
             case messages.SetJob(job_id=job_id, due_us=due_us):
-                self._quarantine.refuse_change(job_id)
-                refused, _ = self._jobs.plan((job_id,), (due_us,))
+                refused, _ = sets.plan(self._jobs, self._quarantine, (job_id,), (due_us,))
                 if refused:
                     raise refused[0]
                 self._due_at(due_us)
