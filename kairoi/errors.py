@@ -5,6 +5,7 @@ Every error a client can see carries a stable ``code``; the actor boundary turns
 
     KairoiError                      code
     ├── InvalidRequest               invalid      malformed line, bad arity, bad date, bad value
+    │   └── TooManyRelatives         invalid      a request would walk too many AFTER relatives
     ├── Forbidden                    forbidden    refused by configuration (shell allow-list)
     ├── Conflict                     conflict     the job's state forbids it (SET on Triggered)
     ├── NotFound                     not_found    no such job or rule
@@ -34,6 +35,10 @@ class KairoiError(Exception):
 
 class InvalidRequest(KairoiError):
     code = "invalid"
+
+
+class TooManyRelatives(InvalidRequest):
+    """More jobs run after a job (AFTER, directly or not) than one request walks."""
 
 
 class Forbidden(KairoiError):

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from kairoi import messages
 from kairoi.clock import Clock
 from kairoi.domain import Job, JobSpec, JobStatus, Overlap
-from kairoi.errors import Conflict, InvalidRequest, KairoiError, NotFound
-from kairoi.storage import lifecycle, planning
+from kairoi.errors import Conflict, InvalidRequest, KairoiError, NotFound, TooManyRelatives
+from kairoi.storage import lifecycle, planning, relatives
 from kairoi.storage.claims import Runs
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
+from kairoi.storage.quarantine import Quarantine
 
 
 class JobActions:
@@ -27,8 +28,11 @@ class JobActions:
         runs: Runs,
         clock: Clock,
         on_due: Callable[[int], None],
+        *,
+        quarantine: Quarantine,
     ) -> None:
         self._jobs = jobs
+        self._quarantine = quarantine
         self._history = history
         self._runs = runs
         self._clock = clock
@@ -41,13 +45,23 @@ class JobActions:
             raise NotFound(f"no job {job_id!r}")
         return job
 
+    def changeable(self, job_id: str) -> Job:
+        """The job, to change: NotFound when there is none, Conflict when it is
+        quarantined (only UNSET changes it)."""
+        self._quarantine.refuse_change(job_id)
+        return self.existing(job_id)
+
     def define(self, job_id: str, spec: JobSpec, *, while_running: bool = False) -> None:
         """Create or replace ``job_id`` as ``spec`` says. A running job is refused, unless
         ``while_running`` (a job file): then its new spec plans what follows its run."""
         _check(job_id, spec)
         for parent_id in spec.parents:
             self.existing(parent_id)
+        self._quarantine.refuse_change(job_id)
         job = self._jobs.get(job_id)
+        if job is not None:  # a new job has no children: it makes no cycle
+            new_parents = set(spec.parents).difference(job.spec.parents)
+            relatives.refuse_cycle(self._jobs.children, job_id, new_parents)
         if job is not None and job.running:
             if not while_running:
                 raise Conflict(f"job {job_id!r} is running (Triggered); set it again once "
@@ -75,15 +89,17 @@ class JobActions:
                                    "longer holds: change or delete it first")  # fmt: skip
         for job_id, spec in _parents_first(jobs):
             self.define(job_id, spec, while_running=True)
-        for job_id in removed:
-            if self._jobs.get(job_id) is not None:
+        for job_id in removed:  # quarantined ones too: UNSET deletes them
+            if self._quarantine.reason(job_id) is not None or self._jobs.get(job_id):
                 self.unset(job_id, cascade=True)
+            self._jobs.unlink_file(source, job_id)  # an unreadable record did not say it
         return removed
 
     def _check_loaded(
         self, job_id: str, spec: JobSpec, in_file: set[str], removed: set[str]
     ) -> None:
         _check(job_id, spec)
+        self._quarantine.refuse_change(job_id)
         for parent_id in spec.parents:
             if parent_id not in in_file and (parent_id in removed or not self._jobs.get(parent_id)):
                 raise NotFound(f"no job {parent_id!r}, which {job_id!r} runs after")
@@ -92,35 +108,51 @@ class JobActions:
             planning.first(spec, 0, self._clock.now_us())
 
     def disable(self, job_id: str) -> None:
-        job = self.existing(job_id)
+        job = self.changeable(job_id)
         self._save(lifecycle.disabled(job), job)
 
     def enable(self, job_id: str) -> None:
-        job = self.existing(job_id)
+        job = self.changeable(job_id)
         self._save(lifecycle.enabled(job), job)
 
     def trigger(self, job_id: str) -> None:
-        job = self.existing(job_id)
+        job = self.changeable(job_id)
         self._save(lifecycle.triggered_manually(job, self._clock.now_us()), job)
 
     def stop(self, job_id: str) -> None:
-        job = self.existing(job_id)
+        job = self.changeable(job_id)
         if not job.running:
             raise Conflict(f"job {job_id!r} is not running ({job.status.name.capitalize()})")
         self._stops += [messages.StopRun(job_id=job.id, run=run) for run in job.active]
         self._runs.stop(job)
 
     def unset(self, job_id: str, cascade: bool) -> None:
+        """Delete the job; with ``cascade``, every job that runs after it, directly or not,
+        too (refused, before anything is deleted, past relatives.MAX_RELATIVES of them). A
+        quarantined job is deleted with whatever of its keys can be found."""
+        if self._quarantine.purge(job_id):
+            return
         job = self.existing(job_id)
         children = self._jobs.children(job_id)
         if children and not cascade:
-            shown = ", ".join(map(repr, children[:5])) + (", …" if len(children) > 5 else "")
-            raise Conflict(f"jobs run after {job_id!r} ({shown}); UNSET it with CASCADE to "
-                           "delete them too")  # fmt: skip
+            shown = ", ".join(map(relatives.shown, children[:5])) + (
+                ", …" if len(children) > 5 else ""
+            )
+            raise Conflict(f"jobs run after {relatives.shown(job_id)} ({shown}); UNSET it with "
+                           "CASCADE to delete them too")  # fmt: skip
+        try:
+            doomed = relatives.descendants(self._jobs.children, job_id) if children else {}
+        except TooManyRelatives as exc:
+            raise TooManyRelatives(
+                f"{exc.reason}: UNSET CASCADE deletes at most {relatives.MAX_RELATIVES:,} "
+                "jobs at once; UNSET CASCADE the jobs furthest from it first, then it"
+            ) from None
         self._delete(job)
-        for child_id in children:
-            if (child := self._jobs.get(child_id)) is not None:
-                self.unset(child.id, cascade=True)
+        for descendant_id in doomed:
+            if self._quarantine.purge(descendant_id):
+                continue
+            if (descendant := self._jobs.get(descendant_id)) is not None:
+                self._delete(descendant)
 
     def take_stops(self) -> list[messages.StopRun]:
         """After a commit: the runs to stop, to tell their holders."""
@@ -182,7 +214,11 @@ def _parents_first(jobs: list[tuple[str, JobSpec]]) -> list[tuple[str, JobSpec]]
             if not any(parent in pending for parent in spec.parents)
         ]  # fmt: skip
         if not ready:
-            raise InvalidRequest(f"jobs run after each other in a circle: {sorted(pending)}")
+            parents = {job_id: spec.parents for job_id, spec in pending.items()}
+            raise InvalidRequest(
+                "jobs of the file would make a cycle: "
+                + relatives.cycle_text(relatives.cycle_among(parents))
+            )
         for job_id, spec in ready:
             ordered.append((job_id, spec))
             del pending[job_id]

@@ -25,7 +25,7 @@ from kairoi.storage import failures, keys, lifecycle, planning
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.history import History
 from kairoi.storage.jobs import JobTable
-from kairoi.storage.quarantine import Quarantine
+from kairoi.storage.quarantine import CLAIM_FAILED, Quarantine, refusal
 from kairoi.storage.rules import RuleBook
 from kairoi.storage.savepoint import Savepoints
 from kairoi.storage.stats import Stats
@@ -113,12 +113,16 @@ class Runs:
             raise InvalidRequest("job_ids and runs must have the same length")
         until = self._clock.now_us() + self._lease_us
         for job_id, number in zip(request.job_ids, request.runs, strict=True):
+            if self._quarantine.held(job_id):
+                continue  # its lease was taken out: it is not run again
             if (run := self._active.get(job_id, number)) is not None:
                 held = dataclasses.replace(run, lease_until_us=until, owner=request.owner)
                 self._active.save(held, run)
 
     def record(self, report: messages.RecordOutcome) -> None:
         outcome = _reported_outcome(report.outcome)
+        if self._quarantine.held(report.job_id):
+            raise refusal(report.job_id, self._quarantine.reason(report.job_id) or "")
         active = self._active.get(report.job_id, report.run)
         job = self._jobs.get(report.job_id)
         if active is None or job is None:
@@ -212,6 +216,9 @@ class Runs:
 
     def _run_again(self, job_id: str, number: int, now: int, owner: str) -> messages.Execute | None:
         """A lost run runs again, as the job's next run (its lost one is in the history)."""
+        if self._quarantine.held(job_id):
+            self._quarantine.drop_leases(job_id, number)
+            return None
         active, job = self._active_run(job_id, number), self._jobs.get(job_id)
         if active is None or job is None:
             return None
@@ -317,6 +324,10 @@ class Runs:
         """The jobs the due entries name, with their entries; an entry whose job cannot be
         read is quarantined."""
         ids = [job_id for job_id, _ in due]
+        for position in reversed(self._quarantine.held_among(ids)):
+            job_id, due_us = due.pop(position)  # its entry is taken out: not met again
+            del ids[position]
+            self._quarantine.set_aside(job_id, "", keys.timed(keys.DUE, due_us, job_id))
         try:
             found: list[Job | str | None] = list(self._jobs.get_many(ids))
         except CorruptRecord:
@@ -363,9 +374,8 @@ class Runs:
             if not failures.unhandleable(exc):
                 raise  # the database cannot be read now: the whole claim fails, and is retried
             _log.error("storage.claim_failed", job=job_id, exc_info=exc)
-            reason = f"it cannot be claimed: {type(exc).__name__}: {exc}"[:200]
-            self._quarantine.set_aside(job_id, reason, entry)
-            self._quarantine.set_aside_job(job_id, reason)
+            self._quarantine.set_aside(job_id, CLAIM_FAILED, entry)
+            self._quarantine.set_aside_job(job_id, CLAIM_FAILED)
             return None
 
 

@@ -265,4 +265,4 @@ def _unpack(data: bytes, kind: str, name: str) -> dict[str, Any]:
 
 def _why(exc: Exception) -> str:
     """What is wrong with a record, short (a corrupt record can make long messages)."""
-    return exc.reason if isinstance(exc, CorruptRecord) else f"{exc!r:.120}"
+    return exc.reason if isinstance(exc, CorruptRecord) else "not a record of the expected shape"

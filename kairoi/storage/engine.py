@@ -22,15 +22,12 @@ from kairoi.domain import (
     ActiveRun,
     AmqpRunner,
     Job,
-    JobSpec,
-    Missed,
-    Overlap,
     Rule,
     ShellRunner,
 )
 from kairoi.errors import Conflict, CorruptRecord, InvalidRequest, KairoiError, NotFound, StoreError
 from kairoi.scripts import ScriptPolicy
-from kairoi.storage import failures, inbound, keys, migration, views
+from kairoi.storage import failures, inbound, keys, migration, quarantine, sets, views
 from kairoi.storage.actions import JobActions, RefusedJob
 from kairoi.storage.active import ActiveRuns
 from kairoi.storage.claims import Runs
@@ -40,6 +37,7 @@ from kairoi.storage.kv import KeyValueStore
 from kairoi.storage.quarantine import Quarantine, Quarantined
 from kairoi.storage.rules import RuleBook
 from kairoi.storage.savepoint import Savepoints
+from kairoi.storage.sets import spec_of
 from kairoi.storage.stats import Stats
 from kairoi.storage.writes import PendingWrites
 
@@ -106,7 +104,9 @@ class Engine:
             clock=clock, lease_us=lease_us, on_due=self._due_at, rng=rng,
             quarantine=self._quarantine, savepoints=self._savepoints,
         )  # fmt: skip
-        self._actions = JobActions(self._jobs, self._history, self.runs, clock, self._due_at)
+        self._actions = JobActions(
+            self._jobs, self._history, self.runs, clock, self._due_at, quarantine=self._quarantine
+        )
         self.runs.grant_grace()  # storage was away until now: written with the first batch
 
     @property
@@ -127,7 +127,8 @@ class Engine:
             self.runs.dispatcher = dispatcher
             reply = failures.reply(request, exc)
             if (job_id := failures.sets_aside(request, exc)) is not None:
-                self._quarantine.set_aside_after(job_id, reply.reason)  # else again and again
+                # Else again and again. Clients see storage's own words; the log has the rest.
+                self._quarantine.set_aside_after(job_id, quarantine.REQUEST_FAILED)
             return reply
 
     def _route(self, request: messages.Message) -> messages.Reply:
@@ -171,7 +172,7 @@ class Engine:
     def _set_request(self, request: SetRequest) -> messages.Reply:
         match request:
             case messages.SetJob(job_id=job_id, due_us=due_us):
-                refused, _ = self._jobs.plan((job_id,), (due_us,))
+                refused, _ = sets.plan(self._jobs, self._quarantine, (job_id,), (due_us,))
                 if refused:
                     raise refused[0]
                 self._due_at(due_us)
@@ -215,8 +216,7 @@ class Engine:
             case messages.GetOutput(job_id=job_id, run=run):
                 return self._output(self._actions.existing(job_id), run)
             case messages.UnsetJob(job_id=job_id, cascade=cascade):
-                if not self._quarantine.purge(job_id):
-                    self._actions.unset(job_id, cascade)
+                self._actions.unset(job_id, cascade)
             case messages.DisableJob(job_id=job_id):
                 self._actions.disable(job_id)
             case messages.EnableJob(job_id=job_id):
@@ -325,7 +325,7 @@ class Engine:
         job_ids, due_us = request.job_ids, request.due_us
         if len(job_ids) != len(due_us):
             raise InvalidRequest("job_ids and due_us must have the same length")
-        refused, earliest = self._jobs.plan(job_ids, due_us)
+        refused, earliest = sets.plan(self._jobs, self._quarantine, job_ids, due_us)
         if earliest is not None:
             self._due_at(earliest)
         if not refused:
@@ -388,27 +388,10 @@ class Engine:
         counts["rules"] = len(self._rules.current())
         counts["write_errors"] = self.write_errors
         counts["writable"] = int(self.writable)
+        self._quarantine.counted(counts)
         names = sorted(counts)
         return messages.Stats(names=tuple(names), values=tuple(counts[name] for name in names))
 
 
 def _job_shown(found: tuple[str, Job | Quarantined]) -> messages.JobState:
     return views.job_state(found[1])
-
-
-def spec_of(request: messages.DefineJob) -> JobSpec:
-    """The spec a DefineJob asks for; InvalidRequest when a word in it is not one."""
-    try:
-        missed, overlap = Missed(request.missed), Overlap(request.overlap)
-    except ValueError as exc:
-        raise InvalidRequest(f"{exc}: MISSED is skip, once or all; OVERLAP skip, queue or "
-                             "allow") from None  # fmt: skip
-    if request.retries < 0 or request.backoff_us < 0 or request.max_backoff_us < 0:
-        raise InvalidRequest("RETRIES, BACKOFF and MAXBACKOFF must not be negative")
-    return JobSpec(
-        when=request.when, zone=request.zone or None, missed=missed, overlap=overlap,
-        retries=request.retries, backoff_us=request.backoff_us,
-        max_backoff_us=request.max_backoff_us, parents=request.parents,
-        all_parents=request.all_parents, runner=request.runner, arguments=request.arguments,
-        rule_id=request.rule_id, source=request.source,
-    )  # fmt: skip

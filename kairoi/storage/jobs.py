@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from kairoi.domain import DEFAULT_SPEC, Job, JobSpec, JobStatus
-from kairoi.errors import CorruptRecord, KairoiError
+from kairoi.errors import Conflict, CorruptRecord, KairoiError
 from kairoi.storage import codec, keys, lifecycle
 from kairoi.storage.indexes import TimedIndex
 from kairoi.storage.quarantine import Quarantined
@@ -97,6 +97,10 @@ class JobTable:
         """The jobs the job file ``source`` defined, in byte order of their ids."""
         return self._ids_under(keys.runs_of(keys.FILE, source))
 
+    def unlink_file(self, source: str, job_id: str) -> None:
+        """Take ``job_id`` out of the files index of ``source``."""
+        self._writes.delete(keys.from_file(source, job_id))
+
     def _ids_under(self, prefix: bytes) -> list[str]:
         """The job ids that end the index keys starting with ``prefix``."""
         return [key[len(prefix) :].decode() for key, _ in self._writes.under(prefix)]
@@ -142,9 +146,11 @@ class JobTable:
             if data is None:
                 self.save(lifecycle.planned(job_ids[position], due), None)
                 continue
-            job = codec.decode_job(job_ids[position], data)
             try:
+                job = codec.decode_job(job_ids[position], data)
                 self.save(lifecycle.set_due(job, due), job)
+            except CorruptRecord as exc:  # the others of the batch are planned
+                refused[position] = Conflict(f"{exc.reason}: the job is quarantined; UNSET it")
             except KairoiError as exc:
                 refused[position] = exc
         return refused

@@ -5,6 +5,7 @@ Writes are all-or-nothing batches; a value of None in a batch deletes the key.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
@@ -42,6 +43,10 @@ class KeyValueStore(Protocol):
 class MemoryStore:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
+        self._ordered: list[bytes] | None = []
+        """The keys of ``data`` in order (None: written since; a scan bisects them, so a
+        walk of a few keys does not look at them all). A test that puts a key into ``data``
+        itself changes its size: that is seen too."""
         self.fail_writes = False
         """Make the next writes raise StoreError, as a full disk would."""
 
@@ -54,6 +59,7 @@ class MemoryStore:
     def write(self, batch: Mapping[bytes, bytes | None], sync: bool) -> None:
         if self.fail_writes:
             raise StoreError("write refused (fail_writes is set)")
+        self._ordered = None
         for key, value in batch.items():
             if value is None:
                 self.data.pop(key, None)
@@ -61,8 +67,13 @@ class MemoryStore:
                 self.data[key] = value
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        for key in sorted(key for key in self.data if start <= key < end):
-            yield key, self.data[key]
+        ordered = self._ordered
+        if ordered is None or len(ordered) != len(self.data):
+            ordered = self._ordered = sorted(self.data)
+        found = ordered[bisect.bisect_left(ordered, start) : bisect.bisect_left(ordered, end)]
+        for key in found:
+            if (value := self.data.get(key)) is not None:
+                yield key, value
 
     def release_memory(self) -> None:
         pass

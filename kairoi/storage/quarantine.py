@@ -3,22 +3,25 @@
 A job is quarantined when its record (``j``) cannot be decoded or handled, when its due-index
 entry names no record, or when the record of a run of it under way (``a``) cannot be decoded:
 the index entry that led there is taken out, so claiming never meets it again; ``q<job id>``
-keeps the reason, and ``storage.quarantined`` is logged once. GET and LIST show the job as
-``quarantined`` with the reason, other changes to it are refused, and UNSET deletes it with
-every key of it that can still be found. (A rule that cannot be decoded is left out of the
-rules, rules.py; unreadable counts are counted again, stats.py.)
+keeps the reason, and ``storage.quarantined`` is logged once. A quarantined job is never
+claimed (nor run again, nor its lease renewed); GET and LIST show it as ``quarantined`` with
+the reason (words of storage's own: the exception behind it goes to the log only), every
+change to it but UNSET is refused ``conflict``, STATS counts it as quarantined rather than by
+its status, and UNSET deletes it with every key of it that can still be found. (A rule that
+cannot be decoded is left out of the rules, rules.py; unreadable counts are counted again,
+stats.py.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kairoi import log
 from kairoi.domain import Job, JobStatus
-from kairoi.errors import CorruptRecord, NotFound
-from kairoi.storage import codec, keys
+from kairoi.errors import Conflict, CorruptRecord, NotFound
+from kairoi.storage import codec, keys, relatives
 
 if TYPE_CHECKING:
     from kairoi.storage.jobs import JobTable
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from kairoi.storage.writes import PendingWrites
 
 _log = log.get("kairoi.storage")
+REQUEST_FAILED = "a request about it failed inside storage (see the log)"
+CLAIM_FAILED = "claiming it failed inside storage (see the log)"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,46 @@ class Quarantine:
             _, named, run = keys.parse_lease(key)
             if named == job_id and number in (None, run):
                 self._writes.delete(key)
+
+    def held(self, job_id: str) -> bool:
+        """Whether ``job_id`` is quarantined (a ``q`` key: one point read)."""
+        return self._writes.get(keys.quarantined(job_id)) is not None
+
+    def held_among(self, job_ids: Sequence[str]) -> list[int]:
+        """The positions of the quarantined jobs among ``job_ids``: one short walk when none
+        is quarantined at all (the commonest case), else one multi-get."""
+        if not self._writes.scan(keys.QUARANTINE, keys.prefix_end(keys.QUARANTINE), 1):
+            return []
+        held_keys = [keys.quarantined(job_id) for job_id in job_ids]
+        changes = self._writes.changes
+        stored = self._writes.kv.get_many(held_keys)
+        return [
+            position
+            for position, (key, found) in enumerate(zip(held_keys, stored, strict=True))
+            if changes.get(key, found) is not None
+        ]
+
+    def refuse_change(self, job_id: str) -> None:
+        """Conflict when ``job_id`` is quarantined, or its record cannot be read: nothing but
+        UNSET changes it."""
+        reason = self.reason(job_id)
+        if reason is not None:
+            raise refusal(job_id, reason)
+
+    def counted(self, counts: dict[str, int]) -> None:
+        """STATS's ``counts`` with the quarantined jobs counted as such (``quarantined``),
+        not by the status their records hold (a walk over the few ``q`` keys)."""
+        counts["quarantined"] = 0
+        for key, _ in self._writes.under(keys.QUARANTINE):
+            counts["quarantined"] += 1
+            job_id = key[len(keys.QUARANTINE) :].decode("utf-8", "replace")
+            try:
+                job = self._jobs.get(job_id)
+            except CorruptRecord:
+                continue  # an unreadable record is not counted by its status (stats.py)
+            status = None if job is None else job.status.name.lower()
+            if status is not None and counts.get(status, 0) > 0:
+                counts[status] -= 1
 
     def reason(self, job_id: str) -> str | None:
         """Why the job is quarantined (None: it is not, and its record reads well)."""
@@ -169,3 +214,8 @@ class Quarantine:
                 self.drop_leases(job_id, number)
             else:
                 self._writes.delete(keys.lease(run.lease_until_us, job_id, number))
+
+
+def refusal(job_id: str, reason: str) -> Conflict:
+    """What a change to a quarantined job is answered."""
+    return Conflict(f"{reason}: the job {relatives.shown(job_id)} is quarantined; UNSET it")

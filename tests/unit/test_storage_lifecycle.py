@@ -233,13 +233,13 @@ def test_counts_follow_every_change(engine: Engine) -> None:
     do(engine, messages.SetJobs(job_ids=("app.1", "app.2", "app.3"), due_us=(NOW,) * 3))
     do(engine, messages.DisableJob(job_id="app.3"))
     assert counts() == {"planned": 2, "triggered": 0, "executed": 0, "failed": 0, "disabled": 1,
-                        "waiting": 0, "rules": 1, "runs.shell": 0, "runs.amqp": 0,
+                        "waiting": 0, "quarantined": 0, "rules": 1, "runs.shell": 0, "runs.amqp": 0,
                         "write_errors": 0, "writable": 1}  # fmt: skip
     first, _ = claim(engine)
     finish(engine, first)
     do(engine, messages.UnsetJob(job_id="app.3", cascade=False))
     assert counts() == {"planned": 0, "triggered": 1, "executed": 1, "failed": 0, "disabled": 0,
-                        "waiting": 0, "rules": 1, "runs.shell": 2, "runs.amqp": 0,
+                        "waiting": 0, "quarantined": 0, "rules": 1, "runs.shell": 2, "runs.amqp": 0,
                         "write_errors": 0, "writable": 1}  # fmt: skip
 
 

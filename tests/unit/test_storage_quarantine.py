@@ -232,3 +232,149 @@ def test_a_run_record_that_cannot_be_read_quarantines_its_job(
     assert get(engine, "app.1").status == "quarantined"
     assert do(engine, messages.UnsetJob(job_id="app.1", cascade=False)) == messages.Ok()
     assert not [key for key, _ in kv.scan(b"", b"\xff") if b"app.1" in key]
+
+
+def stats_of(engine: Engine) -> dict[str, int]:
+    reply = do(engine, messages.GetStats())
+    assert isinstance(reply, messages.Stats)
+    return dict(zip(reply.names, reply.values, strict=True))
+
+
+def define(job_id: str, *parents: str, when: str = "", source: str = "") -> messages.DefineJob:
+    return messages.DefineJob(
+        job_id=job_id, when=when, zone="", missed="once", overlap="skip", retries=0,
+        backoff_us=0, max_backoff_us=0, parents=parents, all_parents=True, runner="",
+        arguments=(), rule_id="", source=source,
+    )  # fmt: skip
+
+
+def quarantined_by_a_failing_request(kv: KeyValueStore, clock: FakeClock) -> Engine:
+    """An engine holding app.poison, quarantined by a report whose handling raised (a retry
+    whose jitter is a bug), with a run of it still under way and app.other planned."""
+    engine = Engine(kv, fsync=False, clock=clock, rng=BrokenRandom(), lease_us=10_000_000)
+    do(engine, messages.SetShellRule(rule_id="r", pattern="app.", script="s.sh"))
+    retried(kv, "app.poison")
+    (run,) = claim(engine)
+    refusal = do(engine, failed(run))
+    assert isinstance(refusal, messages.Failed) and refusal.code == "internal", refusal
+    do(engine, messages.SetJob(job_id="app.other", due_us=NOW + 5))
+    return engine
+
+
+def refused_conflict(reply: messages.Reply) -> str:
+    assert isinstance(reply, messages.Failed) and reply.code == "conflict", reply
+    assert "quarantined; UNSET it" in reply.reason
+    return reply.reason
+
+
+def test_a_job_quarantined_by_a_failing_request_is_never_changed_nor_run(
+    kv: KeyValueStore, clock: FakeClock
+) -> None:
+    """Finding: on such a job TRIGGER, DISABLE, ENABLE and SET answered OK, and a SET made
+    it claimed and run while GET showed it quarantined."""
+    engine = quarantined_by_a_failing_request(kv, clock)
+    state = get(engine, "app.poison")
+    assert state.status == "quarantined"
+    assert state.options == ("REASON", "a request about it failed inside storage (see the log)")
+    for change in (
+        messages.SetJob(job_id="app.poison", due_us=NOW - 5),
+        define("app.poison", when="2020-01-01T00:00:00Z"),
+        messages.TriggerJob(job_id="app.poison"), messages.DisableJob(job_id="app.poison"),
+        messages.EnableJob(job_id="app.poison"), messages.StopJob(job_id="app.poison"),
+    ):  # fmt: skip
+        assert "RuntimeError" not in refused_conflict(do(engine, change)), change
+    sets = do(engine, messages.SetJobs(job_ids=("app.a", "app.poison", "app.b"),
+                                       due_us=(NOW - 5, NOW - 5, NOW - 5)))  # fmt: skip
+    assert isinstance(sets, messages.Refused) and sets.positions == (1,), sets
+    assert sets.codes == ("conflict",)
+    load = do(engine, messages.LoadJobs(source="/f.yaml", jobs=(
+        define("app.f", when="2020-01-01T00:00:00Z", source="/f.yaml"),
+        define("app.poison", when="2020-01-01T00:00:00Z", source="/f.yaml"),
+    )))  # fmt: skip
+    assert isinstance(load, messages.Refused) and load.positions == (1,), load
+    assert engine.job("app.f") is None, "a job file is all or nothing"
+    clock.advance(60_000_000)  # its old lease would have ended: it is not run again either
+    assert do(engine, messages.RenewLeases(owner="runner:x:y", job_ids=("app.poison",),
+                                           runs=(1,))) == messages.Ok()  # fmt: skip
+    assert sorted(run.job_id for run in claim(engine)) == ["app.a", "app.b", "app.other"]
+    assert get(engine, "app.poison").status == "quarantined"
+    counts = stats_of(engine)
+    assert counts["quarantined"] == 1 and counts["triggered"] == 3, counts
+    assert do(engine, messages.UnsetJob(job_id="app.poison", cascade=False)) == messages.Ok()
+    assert stats_of(engine)["quarantined"] == 0
+    assert do(engine, messages.SetJob(job_id="app.poison", due_us=NOW)) == messages.Ok()
+    assert [run.job_id for run in claim(engine)] == ["app.poison"], "usable again"
+
+
+def test_a_report_of_a_quarantined_job_is_refused_and_changes_nothing(
+    kv: KeyValueStore, clock: FakeClock
+) -> None:
+    engine = quarantined_by_a_failing_request(kv, clock)
+    before = {key: value for key, value in kv.scan(b"", b"\xff") if b"app.poison" in key}
+    report = failed(messages.Execute(job_id="app.poison", run=1, due_us=NOW, rule_id="r",
+                                     runner="shell", arguments=("s.sh",)))  # fmt: skip
+    refused_conflict(do(engine, report))  # a runner drops a report refused so
+    after = {key: value for key, value in kv.scan(b"", b"\xff") if b"app.poison" in key}
+    assert after == before
+
+
+def test_a_job_whose_record_cannot_be_read_is_refused_among_sets_that_go_on(
+    engine: Engine, kv: KeyValueStore
+) -> None:
+    do(engine, messages.SetJob(job_id="app.2", due_us=NOW + 5))
+    kv.write({keys.job("app.2"): CORRUPT}, sync=False)
+    sets = do(engine, messages.SetJobs(job_ids=("app.1", "app.2", "app.3"),
+                                       due_us=(NOW, NOW, NOW)))  # fmt: skip
+    assert isinstance(sets, messages.Refused) and sets.positions == (1,), sets
+    assert sets.codes == ("conflict",) and "unreadable record" in sets.reasons[0]
+    for change in (
+        messages.SetJob(job_id="app.2", due_us=NOW),
+        define("app.2", when="2030-01-01T00:00:00Z"),
+        messages.TriggerJob(job_id="app.2"),
+        messages.EnableJob(job_id="app.2"),
+    ):
+        refused_conflict(do(engine, change))
+    assert sorted(run.job_id for run in claim(engine)) == ["app.1", "app.3"]
+
+
+def test_a_job_that_cannot_be_claimed_shows_no_exception_text(
+    engine: Engine, kv: KeyValueStore
+) -> None:
+    unclaimable = {"s": 0, "d": 2**63 + 5, "n": 0}  # its due time makes no key
+    kv.write({keys.job("app.2"): msgpack.packb(unclaimable),
+              keys.timed(keys.DUE, NOW, "app.2"): b""}, sync=False)  # fmt: skip
+    with capture_logs() as logs:
+        assert claim(engine) == []
+    assert isinstance(next(e for e in logs if e["event"] == "storage.claim_failed")["exc_info"],
+                      struct.error)  # fmt: skip
+    state = get(engine, "app.2")
+    assert state.options == ("REASON", "claiming it failed inside storage (see the log)")
+    refused_conflict(do(engine, messages.SetJob(job_id="app.2", due_us=NOW)))
+    assert claim(engine) == []
+    assert stats_of(engine)["quarantined"] == 1
+
+
+def test_unset_cascade_deletes_a_quarantined_job_among_the_children(
+    kv: KeyValueStore, clock: FakeClock
+) -> None:
+    engine = quarantined_by_a_failing_request(kv, clock)
+    do(engine, define("app.child", "app.other"))
+    kv.write({keys.child("app.other", "app.poison"): b""}, sync=False)  # as if it ran after it
+    assert do(engine, messages.UnsetJob(job_id="app.other", cascade=True)) == messages.Ok()
+    assert kv.get(keys.quarantined("app.poison")) is None
+    assert not [key for key, _ in kv.scan(b"", b"\xff") if b"app.poison" in key]
+    assert stats_of(engine)["quarantined"] == 0
+
+
+def test_a_job_file_that_no_longer_holds_a_quarantined_job_deletes_it(
+    engine: Engine, kv: KeyValueStore
+) -> None:
+    jobs = (define("app.f1", when="2030-01-01T00:00:00Z", source="/f.yaml"),
+            define("app.f2", when="2030-01-01T00:00:00Z", source="/f.yaml"))  # fmt: skip
+    assert do(engine, messages.LoadJobs(source="/f.yaml", jobs=jobs)) == messages.Ok()
+    due = engine.job("app.f2").due_us  # type: ignore[union-attr]
+    kv.write({keys.job("app.f2"): msgpack.packb({"s": 0, "d": due, "n": "x"})}, sync=False)
+    assert get(engine, "app.f2").status == "quarantined"
+    assert do(engine, messages.LoadJobs(source="/f.yaml", jobs=jobs[:1])) == messages.Ok()
+    assert not [key for key, _ in kv.scan(b"", b"\xff") if key.endswith(b"app.f2")]
+    assert get(engine, "app.f1").status == "planned"

@@ -349,4 +349,4 @@ def test_a_bad_job_file_is_refused_as_a_whole(engine: Engine) -> None:
     assert engine.job("kept") is not None
     circle = load(engine, job_of_file("kept", EVERY_SECOND), job_of_file("a", parents=("b",)),
                   job_of_file("b", parents=("a",)))  # fmt: skip
-    assert isinstance(circle, messages.Failed) and "circle" in circle.reason
+    assert isinstance(circle, messages.Failed) and "would make a cycle: a → b → a" in circle.reason

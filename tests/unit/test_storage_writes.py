@@ -3,10 +3,12 @@ and the time-ordered indexes walked over it."""
 
 from __future__ import annotations
 
+import random
+
 from kairoi.storage import keys
 from kairoi.storage.indexes import TimedIndex
 from kairoi.storage.kv import KeyValueStore
-from kairoi.storage.writes import PendingWrites
+from kairoi.storage.writes import EVERY, PendingWrites
 
 
 def _committed(kv: KeyValueStore, *pairs: tuple[bytes, bytes]) -> PendingWrites:
@@ -110,3 +112,31 @@ def test_an_emptied_index_is_walked_again_once_an_entry_is_added(kv: KeyValueSto
     due.added(40)
     assert due.due_by(30, limit=10) == ([], 40)
     assert due.due_by(40, limit=10) == (["a"], None)
+
+
+def test_walks_between_many_changes_see_the_batch_as_it_is(kv: KeyValueStore) -> None:
+    """The batch's ordered index (a sorted part and a recent part merged as it grows) gives
+    every walk what a plain merge of the batch would, through repeats, deletes and undo."""
+    rng = random.Random(13)
+    writes = _committed(kv, *((b"c%04d" % n, b"old") for n in range(0, 400, 3)))
+    expected = {b"c%04d" % n: b"old" for n in range(0, 400, 3)}
+    for step in range(3_000):
+        key = b"c%04d" % rng.randrange(400)
+        if rng.random() < 0.3:
+            writes.delete(key)
+            expected.pop(key, None)
+        elif step % 500 == 499:
+            before = dict(expected)
+            mark = writes.mark(outermost=True)
+            writes.put_all(b"c", [b"c9%03d" % step], [b"gone"])
+            writes.undo(mark)
+            assert expected == before
+        else:
+            writes.put(key, b"%d" % step)
+            expected[key] = b"%d" % step
+        low = b"c%04d" % rng.randrange(400)
+        high = low[:-1] + b"\xff"
+        assert writes.scan(low, high, EVERY) == sorted(
+            (k, v) for k, v in expected.items() if low <= k < high
+        ), step
+    assert writes.under(b"c") == sorted(expected.items())
