@@ -48,11 +48,12 @@ def get(client: KcpClient, job_id: str) -> list[str]:
 
 
 def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not); it may be reaped while we look."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def children_of(running: Running, job_id: str) -> list[int]:

@@ -162,7 +162,8 @@ def test_a_dsn_is_parsed_or_refused_with_value_error_and_always_masks(dsn: str) 
     except ValueError:
         return
     assert 0 <= endpoint.port <= 65535
-    assert endpoint.password in ("guest", "") or endpoint.password not in masked
+    # Where the password stood, not anywhere: it may also be the host, a port or a user.
+    assert endpoint.password in ("guest", "") or f":{endpoint.password}@" not in masked
 
 
 @given(st.text(alphabet="0123456789", min_size=1, max_size=60), st.integers(0, 2**64))
