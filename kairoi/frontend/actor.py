@@ -174,21 +174,33 @@ class Connection(asyncio.Protocol):
     ) -> None:
         match parsed:
             case kcp.SetLines():
-                read = self._frontend.instructions.read_sets(parsed.job_ids, parsed.whens)
-                if read is None:  # not all reference times: one line at a time
-                    for message in parsed.messages():
-                        self._read_message(message, batch)
-                    return
-                request, refused = read
-                sets = self._owe(SetsSlot(parsed.request_ids, refused))
-                if request is not None:
-                    batch.append((sets, request))
+                self._read_sets(parsed, batch)
             case kcp.Message():
                 self._read_message(parsed, batch)
             case kcp.Malformed():
                 self._answer_malformed(parsed)
             case _:
                 assert_never(parsed)
+
+    def _read_sets(
+        self, lines: kcp.SetLines, batch: list[tuple[AnySlot, messages.Request]]
+    ) -> None:
+        """A run of ``SET <job> <when>`` lines, read as one request. Reading them is pure, so
+        a fault in that pass costs only its speed: the lines are read again one at a time,
+        and only a line that fails on its own is answered for it."""
+        try:
+            read = self._frontend.instructions.read_sets(lines.job_ids, lines.whens)
+        except Exception:
+            _log.exception("kcp.sets_read_failed", requests=len(lines.request_ids))
+            read = None
+        if read is None:  # not all reference times, or a fault: one line at a time
+            for message in lines.messages():
+                self._read_message(message, batch)
+            return
+        request, refused = read
+        sets = self._owe(SetsSlot(lines.request_ids, refused))
+        if request is not None:
+            batch.append((sets, request))
 
     def _read_message(
         self, message: kcp.Message, batch: list[tuple[AnySlot, messages.Request]]

@@ -15,7 +15,9 @@ from structlog.testing import capture_logs
 from kairoi import config, messages
 from kairoi.bus import ReplyServer, RequestClient
 from kairoi.domain import Job, JobStatus
+from kairoi.frontend import definitions, instructions
 from kairoi.frontend.actor import Frontend
+from kairoi.frontend.replies import INTERNAL_SUFFIX
 from kairoi.storage import codec, keys
 from kairoi.storage.actor import Storage
 from kairoi.storage.engine import Engine
@@ -199,3 +201,46 @@ def test_a_reply_that_cannot_be_encoded_is_answered_internal_and_the_others_go(
         peer.close(linger=0)
         context.term()
         server.close()
+
+
+POISON_CRON = b'"cron:' + b"9" * 5_000 + b' * * * * *"'
+"""A number cronsim cannot convert (Python's 4,300-digit limit): it raised ValueError."""
+
+
+def test_a_poison_line_among_pipelined_sets_is_answered_alone(endpoint: str) -> None:
+    """Attack report, finding 3: one SET whose reading raised answered the whole pipelined
+    run ``internal``, and its good lines were not stored."""
+    kv = MemoryStore()
+    lines = (b'1 SET fp1 "2030-01-01 00:00:00"\n2 SET fp2 ' + POISON_CRON
+             + b'\n3 SET fp3 "2030-01-01 00:00:00"\n')  # fmt: skip
+    with storage_loop(endpoint, Engine(kv, fsync=True)):
+        replies = asyncio.run(ask(endpoint, lines, 3))
+    assert replies[0] == b"1 OK\n" and replies[2] == b"3 OK\n"
+    assert replies[1].startswith(b'2 ERROR invalid "invalid cron expression')
+    assert kv.get(keys.job("fp1")) is not None and kv.get(keys.job("fp3")) is not None
+    assert kv.get(keys.job("fp2")) is None
+
+
+def test_a_bug_reading_one_set_of_a_pipelined_run_costs_only_that_line(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any fault reading a run of SETs (here a bug put into the reading of one date) falls
+    back to reading the lines one by one: only the faulty line is answered ``internal``."""
+    real_read_set = definitions.read_set
+
+    def read_set_with_a_bug(arguments: list[str]) -> messages.Request:
+        if arguments[1] == "2030-01-01 00:00:01":
+            raise RuntimeError("a bug")
+        return real_read_set(arguments)
+
+    monkeypatch.setattr(instructions, "read_set", read_set_with_a_bug)
+    lines = b"".join(b'%d SET j%d "2030-01-01 00:00:0%d"\n' % (i, i, i % 3) for i in range(6))
+    kv = MemoryStore()
+    with storage_loop(endpoint, Engine(kv, fsync=True)), capture_logs() as logs:
+        replies = asyncio.run(ask(endpoint, b'b SET bad "2030-02-30 00:00:00"\n' + lines, 7))
+    assert replies[0].startswith(b'b ERROR invalid "invalid date')  # the slow pass is taken
+    internal = [b"%d" % i + INTERNAL_SUFFIX for i in (1, 4)]
+    assert replies[1:] == [b"0 OK\n", internal[0], b"2 OK\n", b"3 OK\n", internal[1], b"5 OK\n"]
+    assert [kv.get(keys.job(f"j{i}")) is not None for i in range(6)] == [
+        True, False, True, True, False, True]  # fmt: skip
+    assert "kcp.request_failed" in [log["event"] for log in logs]

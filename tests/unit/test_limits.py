@@ -228,3 +228,34 @@ def test_cron_whose_local_time_passes_year_9999_in_utc_has_no_more() -> None:
     assert early.next_after(limits.MAX_INSTANT_US - 5 * 86_400_000_000) == (
         parse_reference_time("9999-12-30 10:00:00")
     )
+
+
+# Cron text goes to cronsim, whose parser raises more than its own CronSimError on text it
+# does not expect (ValueError for a number of over 4,300 digits): every one must come back
+# as the client's error, never as the server's (attack report, finding 3).
+CRON_PIECES = st.sampled_from(
+    ["*", "L", "W", "LW", "#", "/", "-", ",", "?", "5L", "0", "59", "60", "MON", "JAN", "²", "٣"]
+)
+CRON_PIECES |= st.sampled_from(["9" * 41, "0" * 4_400 + "5", "1" * 4_400])
+CRON_FIELDS = st.lists(CRON_PIECES, max_size=5).map("".join) | st.text(max_size=6)
+
+
+BAD_CRONS = ["9" * 5_000 + " * * * * *", "*/" + "1" * 4_400 + " * * * *", "* * * * 1#"]
+BAD_CRONS += ["0 0 1#" + "2" * 4_400 + " * *", "0" * 41 + "5 * * * *", "* * * * #"]
+
+
+@pytest.mark.parametrize("expression", BAD_CRONS)
+def test_a_cron_expression_with_any_number_is_refused_as_invalid(expression: str) -> None:
+    with pytest.raises(InvalidRequest, match="invalid cron expression"):
+        parse_schedule(f"cron:{expression}")
+
+
+@settings(max_examples=500)
+@given(st.lists(CRON_FIELDS, min_size=5, max_size=6).map(" ".join))
+def test_any_cron_text_is_refused_as_invalid_or_steps_without_raising(expression: str) -> None:
+    try:
+        schedule = parse_schedule(f"cron:{expression}")
+    except InvalidRequest:
+        return
+    schedule.next_after(0)
+    schedule.next_after(limits.MAX_INSTANT_US - 1)
