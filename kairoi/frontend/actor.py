@@ -218,7 +218,7 @@ class Connection(asyncio.Protocol):
         if isinstance(asked, Local):
             self._owe(Slot(prefix, prefix + asked.suffix))
         else:
-            slot = Slot(prefix, reserved=reserved_bytes(asked), owed=self._bytes)
+            slot = Slot(prefix, reserved=reserved_bytes(asked, prefix), owed=self._bytes)
             batch.append((self._owe(slot), asked))
 
     def _owe(self, slot: SlotT) -> SlotT:

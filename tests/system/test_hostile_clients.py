@@ -5,11 +5,16 @@ connection still answers, that acknowledged data is intact and that no process r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import pytest
+import zmq
 
+from kairoi import limits, messages
+from kairoi.client.kcp import KcpClient
 from tests.conftest import Running, start_server
+from tests.support import eventually
 
 CHILDREN = ("storage", "frontend", "dispatcher", "runner-0")
 
@@ -40,3 +45,77 @@ def test_an_over_long_cron_number_fails_only_its_own_line(running: Running) -> N
         assert client.call("GET", "fp3")[:2] == ["OK", "planned"]
         assert client.call("GET", "fp2")[:2] == ["ERROR", "not_found"]
     assert pids(running) == before
+
+
+def ask_storage(running: Running, items: list[messages.Item]) -> list[messages.Item] | None:
+    """Send one batch to storage as a local process may; its reply, or None (dropped)."""
+    context = zmq.Context()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"ipc://{running.server.runtime_dir}/storage.sock")
+    try:
+        dealer.send_multipart(messages.encode(items))
+        if not dealer.poll(5_000):
+            return None
+        return messages.decode(dealer.recv_multipart())
+    finally:
+        context.destroy(linger=0)
+
+
+def test_storage_refuses_an_outsized_outcome_and_drops_a_message_of_a_million_items(
+    running: Running,
+) -> None:
+    """Finding 4: a local process's RecordOutcome of a 5 MiB reason and 20 MiB output was
+    kept (RUNS and OUTPUT then gave a 26 MB reply), and a 7 MB frame of a million Pings took
+    storage to 309 MB."""
+    before = pids(running)
+    with running.client() as client:
+        assert client.call("SET", "kept", "2030-01-01 00:00:00") == ["OK"]
+    outcome = messages.RecordOutcome(
+        job_id="kept", run=1, outcome="failed", exit_code=1, reason="r" * (5 << 20),
+        started_us=0, finished_us=0, output=b"o" * (limits.MAX_OUTPUT_BYTES + 1),
+    )  # fmt: skip
+    reply = ask_storage(running, [(1, outcome)])
+    assert reply is not None and isinstance(reply[0][1], messages.Failed)
+    assert (reply[0][1].code, "is longer than" in reply[0][1].reason) == ("invalid", True)
+    assert ask_storage(running, [(n, messages.Ping()) for n in range(1_000_000)]) is None
+    assert ask_storage(running, [(7, messages.Ping())]) == [(7, messages.Pong())]
+    with running.client() as client:
+        assert client.call("GET", "kept")[:2] == ["OK", "planned"]
+        assert client.call("RUNS", "kept") == ["OK", "0"]
+    assert pids(running) == before
+
+
+def test_a_hello_claiming_a_billion_slots_is_dropped_and_runs_go_to_the_real_runner(
+    running: Running,
+) -> None:
+    """Finding 6: a local DEALER saying RunnerHello(capacity=10**9, free=10**9) was sent
+    every run (with the DSNs of AMQP rules); the real runner got nothing."""
+    before = pids(running)
+    hello = messages.RunnerHello(
+        name="thief", instance="t", capacity=(10**9, 10**9), free=(10**9, 10**9)
+    )
+    context = zmq.Context()
+    thief = context.socket(zmq.DEALER)
+    thief.setsockopt(zmq.LINGER, 0)
+    thief.connect(f"ipc://{running.server.runtime_dir}/dispatcher.sock")
+    try:
+        thief.send_multipart(messages.encode([(0, hello)]))
+        with running.client() as client:
+            assert client.call("RULE", "SET", "r6", "app6.", "shell", "scripts/example.sh") == [
+                "OK"]  # fmt: skip
+            assert client.call("SET", "app6.job", "2030-01-01 00:00:00") == ["OK"]
+            for run in ("1", "2", "3"):
+                thief.send_multipart(messages.encode([(0, hello)]))
+                assert client.call("TRIGGER", "app6.job") == ["OK"]
+                eventually(functools.partial(has_run, client, "app6.job", run), 20)
+        assert not thief.poll(0), "the thief was sent something"
+    finally:
+        context.destroy(linger=0)
+    assert pids(running) == before
+
+
+def has_run(client: KcpClient, job_id: str, run: str) -> bool:
+    """Whether GET shows ``job_id`` planned, with ``run`` its latest run, executed."""
+    words = client.call("GET", job_id)
+    return (words[1], words[3], words[4]) == ("planned", run, "executed")

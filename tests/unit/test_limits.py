@@ -14,6 +14,8 @@ from kairoi import limits
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
 from kairoi.errors import InvalidRequest
 from kairoi.frontend.instructions import InstructionReader
+from kairoi.runner.actor import _reason as runner_reason
+from kairoi.runner.shell import ScriptResult
 from kairoi.schedule import (
     Cron,
     Interval,
@@ -259,3 +261,19 @@ def test_any_cron_text_is_refused_as_invalid_or_steps_without_raising(expression
         return
     schedule.next_after(0)
     schedule.next_after(limits.MAX_INSTANT_US - 1)
+
+
+@pytest.mark.parametrize("text", ["", "short", "é" * 40_000, "x" * 70_000, "𝄞" * 20_000])
+def test_a_clipped_text_fits_its_bytes_and_keeps_a_short_one_whole(text: str) -> None:
+    clipped = limits.clipped(text, limits.MAX_REASON_BYTES)
+    assert len(clipped.encode()) <= limits.MAX_REASON_BYTES
+    assert clipped == text or (clipped.endswith("…") and text.startswith(clipped[:-1]))
+    limits.length(clipped, "the reason", limits.MAX_REASON_BYTES)  # storage takes it
+
+
+def test_a_runner_reason_of_any_length_is_one_storage_takes() -> None:
+    """A run's reason can name its script (up to 64 KiB) and add the output's last line: the
+    runner clips it, so its report is never refused (attack report, finding 4)."""
+    result = ScriptResult(None, "not run: " + "/s" * 40_000, b"x" * 300 + b"\n" + b"y" * 300)
+    reason = runner_reason(result)
+    assert reason.startswith("not run: /s/s") and len(reason.encode()) <= limits.MAX_REASON_BYTES

@@ -46,6 +46,10 @@ def failed_run(job_id: str, run: int) -> messages.RecordOutcome:
     )  # fmt: skip
 
 
+LONG_REASON = "r" * (limits.MAX_REASON_BYTES + 1)
+LONG_OUTPUT = b"o" * (limits.MAX_OUTPUT_BYTES + 1)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(NOW)
@@ -101,6 +105,11 @@ CRAFTED = [
     (failed_run("j", 0), "a run number must be between 1 and"),
     (dataclasses.replace(failed_run("j", 1), exit_code=2**40), "the exit code must be between"),
     (dataclasses.replace(failed_run("j", 1), finished_us=2**63), "a run's start or end must be"),
+    # A local process's outcome of any size was kept, to be shown by RUNS and OUTPUT
+    # (attack report, finding 4): the runners never send more than these bounds.
+    (dataclasses.replace(failed_run("j", 1), reason=LONG_REASON), "the reason is longer than"),
+    (dataclasses.replace(failed_run("j", 1), output=LONG_OUTPUT), "the output is longer than"),
+    (dataclasses.replace(failed_run("j", 1), outcome="o" * 70_000), "the outcome is longer"),
 ]
 
 
