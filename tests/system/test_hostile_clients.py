@@ -110,6 +110,7 @@ def test_a_hello_claiming_a_billion_slots_is_dropped_and_runs_go_to_the_real_run
                 assert client.call("TRIGGER", "app6.job") == ["OK"]
                 eventually(functools.partial(has_run, client, "app6.job", run), 20)
         assert not thief.poll(0), "the thief was sent something"
+        assert running.server.events("runner.hello_refused")
     finally:
         context.destroy(linger=0)
     assert pids(running) == before
@@ -119,3 +120,24 @@ def has_run(client: KcpClient, job_id: str, run: str) -> bool:
     """Whether GET shows ``job_id`` planned, with ``run`` its latest run, executed."""
     words = client.call("GET", job_id)
     return (words[1], words[3], words[4]) == ("planned", run, "executed")
+
+
+def test_a_directory_is_refused_as_a_script_when_set_and_when_run(running: Running) -> None:
+    """Minor finding: ``RULE SET r p. shell "scripts/"`` was taken, and its runs ended
+    executed with exit status 0."""
+    before = pids(running)
+    script = running.server.workdir / "scripts" / "turned.sh"
+    script.write_text("exit 0\n")
+    with running.client() as client:
+        reply = client.call("RULE", "SET", "rd", "dir.", "shell", "scripts/")
+        assert reply[:2] == ["ERROR", "invalid"] and "is not a regular file" in reply[2]
+        assert client.call("RULE", "SET", "rt", "turned.", "shell", "scripts/turned.sh") == ["OK"]
+        assert client.call("SET", "turned.job", "2030-01-01 00:00:00") == ["OK"]
+        script.unlink()
+        script.mkdir()  # after it was set: the runner checks again before it runs
+        assert client.call("TRIGGER", "turned.job") == ["OK"]
+        eventually(lambda: client.call("GET", "turned.job")[4] == "failed", 20)
+        runs, last = client.call_list("RUNS", "turned.job")
+        assert last == ["OK", "1"] and "is not a regular file" in runs[0][-1]
+        assert client.call("PING") == ["OK", "PONG"]
+    assert pids(running) == before
