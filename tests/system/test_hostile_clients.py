@@ -8,10 +8,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 
+import msgpack
 import pytest
 import zmq
 
 from kairoi import limits, messages
+from kairoi.bus import ControlClient
 from kairoi.client.kcp import KcpClient
 from tests.conftest import Running, start_server
 from tests.support import eventually
@@ -140,4 +142,28 @@ def test_a_directory_is_refused_as_a_script_when_set_and_when_run(running: Runni
         runs, last = client.call_list("RUNS", "turned.job")
         assert last == ["OK", "1"] and "is not a regular file" in runs[0][-1]
         assert client.call("PING") == ["OK", "PONG"]
+    assert pids(running) == before
+
+
+def test_a_control_request_naming_a_key_twice_is_refused_and_deletes_nothing(
+    running: Running,
+) -> None:
+    """Minor finding: ``{"op": "get", "op": "delete", "job": "keep"}`` deleted keep."""
+    before = pids(running)
+    with running.client() as kcp:
+        assert kcp.call("SET", "keep", "2030-01-01 00:00:00") == ["OK"]
+    control = ControlClient(f"ipc://{running.server.runtime_dir}/control.sock")
+    try:
+        answer = control.request(b"\x83\xa2op\xa3get\xa2op\xa6delete\xa3job\xa4keep", timeout=10)
+        assert answer is not None
+        refused = {"status": "error", "code": "invalid",
+                   "reason": "a map names ['op'] more than once"}  # fmt: skip
+        assert msgpack.unpackb(answer) == refused
+        cascade_on_get = msgpack.packb({"op": "get", "job": "keep", "cascade": True})
+        answer = control.request(cascade_on_get, timeout=10)
+        assert answer is not None and msgpack.unpackb(answer)["code"] == "invalid"
+    finally:
+        control.close()
+    with running.client() as kcp:
+        assert kcp.call("GET", "keep")[:2] == ["OK", "planned"]
     assert pids(running) == before
