@@ -229,15 +229,25 @@ class Interval:
         return moved * _DAY_US + time_us - offset_us + k * self.step.fixed_us
 
     def next_after(self, instant_us: int) -> int | None:
+        k = self._first_after(instant_us)
+        if self.repeats is not None and k > self.repeats:
+            return None
+        occurrence = self.occurrence(k)
+        return occurrence if occurrence <= MAX_INSTANT_US else None  # the calendar ends
+
+    def repeated_by(self, instant_us: int) -> bool:
+        """Whether its every repetition is at or before ``instant_us`` (when it is not and
+        ``next_after`` says None, the calendar ends before its next occurrence)."""
+        return self.repeats is not None and self._first_after(instant_us) > self.repeats
+
+    def _first_after(self, instant_us: int) -> int:
+        """The number of its first occurrence after ``instant_us``, repeats or not."""
         k = max(0, self._estimate(instant_us))
         while k > 0 and self.occurrence(k - 1) > instant_us:
             k -= 1
         while self.occurrence(k) <= instant_us:
             k += 1
-        if self.repeats is not None and k > self.repeats:
-            return None
-        occurrence = self.occurrence(k)
-        return occurrence if occurrence <= MAX_INSTANT_US else None  # the calendar ends
+        return k
 
     def _estimate(self, instant_us: int) -> int:
         """An occurrence number near the first after ``instant_us``."""
