@@ -21,6 +21,10 @@ MAX_OWED_BYTES = 8 * MAX_PAGE_BYTES
 """The most a connection's owed replies may hold (``OwedBytes``): past it, the connection
 reads no further request until replies have been written (it reads one when it owes none, so
 one reply reserved larger still goes)."""
+MAX_TOTAL_OWED_BYTES = 8 * MAX_OWED_BYTES
+"""The most the owed replies of every connection together may hold: past it, a connection
+that owes any reads no further request until some are written (one that owes none still
+reads, so none waits for ever; each then holds at most one reply more)."""
 _LISTING = (messages.ListJobs, messages.ListRuns, messages.ListRules)
 _LINE_WORDS_BYTES = 256
 """More than a listed line holds besides its request id and its quoted strings."""
@@ -70,18 +74,25 @@ class Slot:
         """Hold ``line``; from now on it, not the reservation, counts in ``owed``."""
         self.line = line
         if self._owed is not None:
-            self._owed.value += len(line) - self.reserved
+            self._owed.add(len(line) - self.reserved)
             self.reserved = len(line)
 
 
 class OwedBytes:
     """What a connection's owed replies hold: each slot's reservation (``reserved_bytes``)
-    until it is answered, then its line, until it is written."""
+    until it is answered, then its line, until it is written; and the same summed over every
+    connection, in ``total`` (shared)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("total", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, total: OwedBytes | None = None) -> None:
         self.value = 0
+        self.total = total
+
+    def add(self, delta: int) -> None:
+        self.value += delta
+        if self.total is not None:
+            self.total.value += delta
 
 
 class SetsSlot:
