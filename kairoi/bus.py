@@ -131,7 +131,8 @@ class ReplyServer:
     def send(self, peer: bytes, items: Sequence[messages.Item]) -> None:
         """Answer ``peer``; a peer that has gone away is skipped silently."""
         frames = messages.encode(items)
-        if len(frames[1]) > self._max_bytes and len(items) > 1:  # the peer would drop it
+        too_many = len(items) > messages.MAX_BATCH_ITEMS
+        if (too_many or len(frames[1]) > self._max_bytes) and len(items) > 1:  # it'd be dropped
             half = len(items) // 2
             self.send(peer, items[:half])
             self.send(peer, items[half:])
@@ -171,8 +172,11 @@ class RequestClient:
         return self.try_send_frames(self.encode(items))
 
     def encode(self, items: Sequence[messages.Item]) -> list[bytes]:
-        """The frames of a batch; MessageError when they pass the message size (the server
-        would drop the connection, and with it every request in flight)."""
+        """The frames of a batch; MessageError when they pass the message size or its count
+        of items (the server would drop them, and with them every request in flight)."""
+        if len(items) > messages.MAX_BATCH_ITEMS:
+            raise MessageError(f"{len(items)} items, over the {messages.MAX_BATCH_ITEMS} a "
+                               "message may hold")  # fmt: skip
         frames = messages.encode(items)
         if len(frames[1]) > self._max_bytes:
             raise MessageError(f"{len(frames[1])} bytes, over the {self._max_bytes} a "

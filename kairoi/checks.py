@@ -92,6 +92,10 @@ def _check_outcome(request: messages.RecordOutcome) -> None:
     if request.exit_code is not None:
         limits.EXIT_CODE.check(request.exit_code)
     limits.instants((request.started_us, request.finished_us), "a run's start or end")
+    limits.length(request.outcome, "the outcome")
+    limits.length(request.reason, "the reason", limits.MAX_REASON_BYTES)
+    if len(request.output) > limits.MAX_OUTPUT_BYTES:
+        raise InvalidRequest(f"the output is longer than {limits.MAX_OUTPUT_BYTES} bytes")
 
 
 def _check_read(request: messages.Message) -> None:

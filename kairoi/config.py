@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from kairoi.domain import MAX_PAGE_BYTES
 from kairoi.errors import ConfigError
+from kairoi.limits import MAX_OUTPUT_BYTES, MAX_RUNNER_SLOTS
 
 T = TypeVar("T")
 
@@ -238,10 +238,10 @@ def _validate(config: Config) -> None:
     _at_least("runners.processes", config.runners.processes, 0)
     _at_least("runners.shell.concurrency", config.runners.shell.concurrency, 1)
     _at_least("runners.shell.output_bytes", config.runners.shell.output_bytes, 0)
-    if config.runners.shell.output_bytes > MAX_PAGE_BYTES:  # an OUTPUT reply stays one page
-        raise ConfigError(f"'runners.shell.output_bytes' must be at most {MAX_PAGE_BYTES}, "
-                          f"not {config.runners.shell.output_bytes}")  # fmt: skip
+    _at_most("runners.shell.output_bytes", config.runners.shell.output_bytes, MAX_OUTPUT_BYTES)
     _at_least("runners.amqp.concurrency", config.runners.amqp.concurrency, 1)
+    _at_most("runners.shell.concurrency", config.runners.shell.concurrency, MAX_RUNNER_SLOTS)
+    _at_most("runners.amqp.concurrency", config.runners.amqp.concurrency, MAX_RUNNER_SLOTS)
     _at_least("history.runs_per_job", config.history.runs_per_job, 1)
     check_endpoint("control.endpoint", config.control_endpoint)
     if not config.control.timeout > 0:
@@ -274,6 +274,11 @@ def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
 def _at_least(key: str, value: int, minimum: int) -> None:
     if value < minimum:
         raise ConfigError(f"'{key}' must be at least {minimum}, not {value}")
+
+
+def _at_most(key: str, value: int, maximum: int) -> None:
+    if value > maximum:
+        raise ConfigError(f"'{key}' must be at most {maximum}, not {value}")
 
 
 IPC_PATH_MAX = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL

@@ -25,6 +25,15 @@ MAX_LIST = 10_000
 MAX_PAGE_BYTES = 1_048_576
 """About the most one reply that lists things may hold: a page ends early (with a cursor to
 go on) once its items pass it, so a reply never amplifies a short request into gigabytes."""
+MAX_OUTPUT_BYTES = MAX_PAGE_BYTES
+"""The most output one run keeps (the highest ``runners.shell.output_bytes``), so an OUTPUT
+reply stays within a page."""
+MAX_REASON_BYTES = MAX_STRING_BYTES
+"""The longest reason a run's outcome carries (runners clip theirs to it)."""
+MAX_RUNNER_SLOTS = 10_000
+"""The most runs of one kind a runner may hold at once (``runners.*.concurrency``); the
+dispatcher drops a runner's hello that claims more (and all it sends to one runner fits a
+message of Kairoi's, messages.MAX_BATCH_ITEMS)."""
 MIN_INSTANT_US = -62_135_596_800_000_000
 """The first representable instant, 0001-01-01T00:00:00Z (µs since the epoch)."""
 MAX_INSTANT_US = 253_402_300_799_999_999
@@ -130,6 +139,17 @@ def length(text: str, field: str, most: int = MAX_STRING_BYTES) -> str:
     if len(text) * 4 > most and len(text.encode("utf-8", "surrogatepass")) > most:
         raise InvalidRequest(f"{field} is longer than {most} bytes")
     return text
+
+
+def clipped(text: str, most: int) -> str:
+    """``text``, cut to at most ``most`` UTF-8 bytes (at a character) when it is longer: for
+    what a process writes itself, such as a run's reason, which must never be refused."""
+    if len(text) * 4 <= most:
+        return text
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= most:
+        return text
+    return encoded[: most - 3].decode("utf-8", "ignore") + "…"
 
 
 def lengths(texts: Sequence[str], field: str) -> None:

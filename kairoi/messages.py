@@ -19,6 +19,11 @@ import msgpack
 from kairoi.errors import MessageError
 
 PROTOCOL_VERSION: Final = b"KAIROI/1"
+MAX_BATCH_ITEMS: Final = 100_000
+"""The most items one message may hold: a sender splits a longer batch (kairoi/bus.py), a
+receiver drops a message with more unread, before building a value of any (a 7 MB frame of
+a million tiny items would take hundreds of MB). The frontend's batches, a read's parsed
+lines (a run of SETs is one item), stay far below it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -594,6 +599,9 @@ def decode(frames: Sequence[bytes]) -> list[Item]:
         raise MessageError(
             f"expected [{PROTOCOL_VERSION!r}, body]; got {len(frames)} frames, {head!r}"
         )
+    count = _array_length(frames[1])
+    if count is not None and count > MAX_BATCH_ITEMS:
+        raise MessageError(f"{count} items, over the {MAX_BATCH_ITEMS} a message may hold")
     try:
         body = msgpack.unpackb(frames[1], raw=False, strict_map_key=True)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
@@ -601,6 +609,18 @@ def decode(frames: Sequence[bytes]) -> list[Item]:
     if not isinstance(body, list):
         raise MessageError("body must be an array of items")
     return [_decode_item(item) for item in body]
+
+
+def _array_length(body: bytes) -> int | None:
+    """The length a msgpack body's header gives its outer array (None: not an array)."""
+    head = body[:1]
+    if head and 0x90 <= head[0] <= 0x9F:
+        return head[0] & 0x0F
+    if head == b"\xdc" and len(body) >= 3:
+        return int.from_bytes(body[1:3], "big")
+    if head == b"\xdd" and len(body) >= 5:
+        return int.from_bytes(body[1:5], "big")
+    return None
 
 
 def _decode_item(item: Any) -> Item:

@@ -130,6 +130,7 @@ _DURATION = re.compile(
     r"(?:(?P<seconds>[0-9]+)S)?)?)"
 )
 _INTERVAL_REPEAT = re.compile(r"R([0-9]*)")
+_CRON_NUMBER = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,15 +229,25 @@ class Interval:
         return moved * _DAY_US + time_us - offset_us + k * self.step.fixed_us
 
     def next_after(self, instant_us: int) -> int | None:
+        k = self._first_after(instant_us)
+        if self.repeats is not None and k > self.repeats:
+            return None
+        occurrence = self.occurrence(k)
+        return occurrence if occurrence <= MAX_INSTANT_US else None  # the calendar ends
+
+    def repeated_by(self, instant_us: int) -> bool:
+        """Whether its every repetition is at or before ``instant_us`` (when it is not and
+        ``next_after`` says None, the calendar ends before its next occurrence)."""
+        return self.repeats is not None and self._first_after(instant_us) > self.repeats
+
+    def _first_after(self, instant_us: int) -> int:
+        """The number of its first occurrence after ``instant_us``, repeats or not."""
         k = max(0, self._estimate(instant_us))
         while k > 0 and self.occurrence(k - 1) > instant_us:
             k -= 1
         while self.occurrence(k) <= instant_us:
             k += 1
-        if self.repeats is not None and k > self.repeats:
-            return None
-        occurrence = self.occurrence(k)
-        return occurrence if occurrence <= MAX_INSTANT_US else None  # the calendar ends
+        return k
 
     def _estimate(self, instant_us: int) -> int:
         """An occurrence number near the first after ``instant_us``."""
@@ -318,10 +329,18 @@ def _cron(expression: str, zone: str) -> Cron:
     if len(fields) not in (5, 6):
         raise InvalidRequest(f"invalid cron expression {expression!r}: expected 5 fields "
                              "(minute first) or 6 (second first)")  # fmt: skip
+    shown = expression if len(expression) <= 80 else expression[:60] + "…"
+    if any(len(number) > limits.MAX_DIGITS for number in _CRON_NUMBER.findall(expression)):
+        raise InvalidRequest(f"invalid cron expression {shown!r}: a number has more than "
+                             f"{limits.MAX_DIGITS} digits")  # fmt: skip
     try:
         CronSim(" ".join(fields), datetime(2000, 1, 1, tzinfo=UTC))
-    except CronSimError as exc:
-        raise InvalidRequest(f"invalid cron expression {expression!r}: {exc}") from None
+    except (CronSimError, ValueError, IndexError, KeyError, OverflowError) as exc:
+        # cronsim's own errors say which field is bad; the others are its parser meeting
+        # text it did not expect (a number Python will not convert, a lone '#'): still the
+        # client's expression at fault, never the server's.
+        reason = str(exc) if isinstance(exc, CronSimError) else "it cannot be read"
+        raise InvalidRequest(f"invalid cron expression {shown!r}: {reason}") from None
     return Cron(" ".join(fields), zone)
 
 

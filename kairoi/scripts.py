@@ -13,7 +13,8 @@ real path is what it sends on), storage when the request arrives on its socket (
 that can open that socket could send one), and the runner right before it runs the script
 (a rule stored before the allow-list was narrowed, or a path turned into a symlink since,
 does not run). A script that does not exist yet is accepted, as the reference accepts it: it
-fails when it runs, and its real path is checked again then.
+fails when it runs, and its real path is checked again then. One that exists but is not a
+regular file (a directory, a device, a pipe) is refused at every door: sh would not run it.
 
 The reason a client sees names its own text and the configuration key, never the server's
 working directory or patterns: those go to the ``shell.script_refused`` log event.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 
 from wcmatch import glob
 
@@ -56,6 +58,9 @@ class ScriptPolicy:
                 cwd=self._cwd, allow=self._patterns,
             )  # fmt: skip
             raise Forbidden(f"script {script!r} is not allowed by runners.shell.allow")
+        if not _regular_or_absent(real):
+            raise InvalidRequest(f"script {script!r} is not a regular file (a directory, a "
+                                 "device or a pipe cannot be run)")  # fmt: skip
         return real
 
     def runnable(self, script: str) -> str:
@@ -80,6 +85,14 @@ class ScriptPolicy:
     def jobs(self, load: messages.LoadJobs) -> messages.LoadJobs:
         """``load`` with every job's own shell script resolved and checked."""
         return dataclasses.replace(load, jobs=tuple(map(self.job, load.jobs)))
+
+
+def _regular_or_absent(real: str) -> bool:
+    """Whether ``real`` is a regular file, or nothing yet (it fails when it runs, then)."""
+    try:
+        return stat.S_ISREG(os.stat(real).st_mode)
+    except OSError:  # absent, or not reachable: the run says why
+        return True
 
 
 def _resolved_pattern(pattern: str) -> str:

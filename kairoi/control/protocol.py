@@ -1,7 +1,8 @@
 """The control bus's messages: msgpack maps in, msgpack maps out. Pure code.
 
 A request is ``{"op": <verb>, "job": <job id>}``, with an optional ``"id"`` (any value) that
-the reply carries back, and for ``delete`` an optional ``"cascade": true``. A reply is
+the reply carries back, and for ``delete`` an optional ``"cascade": true`` (UNSET … CASCADE);
+a map (at any depth) that names a key twice is refused, as is any other key. A reply is
 ``{"status": "ok"}`` (``get`` adds ``"job"``, a map of the job's state), or ``{"status":
 "error", "code": <code>, "reason": <words>}``. The codes are KCP's: not_found, conflict,
 invalid, forbidden, unavailable, internal.
@@ -9,6 +10,7 @@ invalid, forbidden, unavailable, internal.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -43,7 +45,9 @@ def decode_request(body: bytes) -> tuple[Any, messages.Request]:
     """(the request's ``id``, or None; what it asks for). Raises ControlError, whose
     ``request_id`` is what could be read of the id."""
     try:
-        request = msgpack.unpackb(body, raw=False)
+        request = msgpack.unpackb(body, raw=False, object_pairs_hook=_map_of_unique_keys)
+    except _DuplicateKeys as exc:  # which one was meant is not for Kairoi to guess
+        raise ControlError(None, f"a map names {exc.keys} more than once") from None
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise ControlError(None, f"the request is not msgpack: {exc}") from None
     if not isinstance(request, dict):
@@ -58,11 +62,29 @@ def decode_request(body: bytes) -> tuple[Any, messages.Request]:
     verb, job_id = request.get("op"), request.get("job")
     if verb not in VERBS:
         raise ControlError(request_id, f"op must be one of {', '.join(VERBS)}, not {verb!r:.40}")
+    if "cascade" in request and verb != "delete":
+        raise ControlError(request_id, f"cascade applies to delete only, not to {verb}")
     if not isinstance(job_id, str):
         raise ControlError(request_id, f"job must be a string, not {job_id!r:.40}")
     if len(job_id.encode()) > MAX_STRING_BYTES:
         raise ControlError(request_id, f"job is longer than {MAX_STRING_BYTES} bytes")
     return request_id, VERBS[verb](job_id, cascade)
+
+
+class _DuplicateKeys(Exception):
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(keys)
+        self.keys = keys
+
+
+def _map_of_unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A msgpack map as a dict, refused when it names a key twice (else the last would win:
+    ``{"op": "get", "op": "delete"}`` deleted)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        raise _DuplicateKeys(sorted(str(key) for key, count in counts.items() if count > 1)[:5])
+    return result
 
 
 def encode_reply(request_id: Any, reply: messages.Message) -> bytes:

@@ -12,12 +12,13 @@ slot, the dispatcher renews its lease, so it is not taken for lost.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from kairoi import log, messages
+from kairoi import limits, log, messages
 from kairoi.bus import RequestClient, Router
 from kairoi.clock import Clock, SystemClock
 from kairoi.config import Config
@@ -28,6 +29,17 @@ CLAIM_TIMEOUT_SECONDS = 2.0
 RETRY_SECONDS = 0.5
 RUNNER_SILENCE_SECONDS = 3.0
 """A runner not heard from for this long is gone; what it held comes back by lease."""
+
+
+def _hello_problem(hello: messages.RunnerHello) -> str | None:
+    """Why a runner's hello cannot be taken (None: it can): each kind's slots must be within
+    0..limits.MAX_RUNNER_SLOTS and none more free than it has, so one hello cannot claim
+    every run."""
+    for capacity, free in itertools.zip_longest(hello.capacity, hello.free, fillvalue=0):
+        if not 0 <= free <= capacity <= limits.MAX_RUNNER_SLOTS:
+            return (f"capacity {capacity} and free {free} must be within 0 and "
+                    f"{limits.MAX_RUNNER_SLOTS}, free at most capacity")  # fmt: skip
+    return None
 
 
 @dataclass
@@ -215,17 +227,24 @@ class Dispatcher:
                     case messages.RunnerHello():
                         self._hello(peer, message)
                     case messages.SlotsFreed(counts=counts) if peer in self._runners:
-                        free = self._runners[peer].free
-                        for kind, count in enumerate(counts[: len(free)]):
-                            free[kind] += count
+                        self._freed(self._runners[peer], counts)
                     case _:
                         continue
             self._hand_out()
             self._maybe_claim()
 
+    @staticmethod
+    def _freed(runner: RunnerSlots, counts: tuple[int, ...]) -> None:
+        """Slots freed: never more free than the runner's capacity (nor fewer than none)."""
+        for kind, count in enumerate(counts[: len(runner.free)]):
+            runner.free[kind] = min(runner.capacity[kind], runner.free[kind] + max(0, count))
+
     def _hello(self, peer: bytes, hello: messages.RunnerHello) -> None:
         runner = self._runners.get(peer)
         if runner is None:
+            if (problem := _hello_problem(hello)) is not None:
+                _log.warning("runner.hello_refused", name=hello.name[:200], reason=problem)
+                return
             kinds = len(messages.RUNNER_KINDS)  # a kind the runner does not name: no slots
             capacity = [*hello.capacity[:kinds], *[0] * (kinds - len(hello.capacity))]
             free = [*hello.free[:kinds], *[0] * (kinds - len(hello.free))]

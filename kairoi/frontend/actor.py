@@ -3,29 +3,31 @@
 Every request gets a slot in its connection's reply queue, in arrival order; replies are
 written strictly in that order as their slots fill, so an early error never overtakes an
 earlier OK. Backpressure instead of buffering: a connection stops being read while it is owed
-``controller.max_pending`` replies or while its client is not reading what it is sent.
+``controller.max_pending`` replies, while they hold their bytes' bound (its own, or all
+connections' together: replies.MAX_OWED_BYTES, MAX_TOTAL_OWED_BYTES), or while its client is
+not reading what it is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections import deque
-from pathlib import Path
 from typing import Any, TypeVar, assert_never, cast
 
 from kairoi import log, messages
 from kairoi.bus import ControlServer, RequestClient
 from kairoi.config import Config, parse_listen
 from kairoi.errors import InvalidRequest, KairoiError
-from kairoi.frontend import jobfiles, kcp
+from kairoi.frontend import kcp
 from kairoi.frontend.control_door import ControlDoor
 from kairoi.frontend.gateway import Gateway, supervised
 from kairoi.frontend.instructions import InstructionReader, Local
+from kairoi.frontend.job_loader import JobFileLoader
 from kairoi.frontend.replies import (
     INTERNAL_SUFFIX,
     MAX_OWED_BYTES,
+    MAX_TOTAL_OWED_BYTES,
     AnySlot,
     OwedBytes,
     SetsSlot,
@@ -52,7 +54,7 @@ class Connection(asyncio.Protocol):
         self._read_paused = self._write_paused = False
         self._closing = False  # answer what is owed, read nothing more, then close
         self._eof = False
-        self._bytes = OwedBytes()  # what the replies owed hold, or may once answered
+        self._bytes = OwedBytes(frontend.owed_bytes)  # what the owed replies hold, or may
         self._backlog = False  # parsed input left unread while too many bytes were owed
 
     @property
@@ -66,7 +68,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._slots.clear()
-        self._owed = self._bytes.value = 0
+        self._owed = 0
+        self._bytes.add(-self._bytes.value)
+        self._bytes.total = None  # a reply that comes after the close counts in no total
         self._frontend.forget(self)
 
     def data_received(self, data: bytes) -> None:
@@ -92,8 +96,13 @@ class Connection(asyncio.Protocol):
 
     def _may_read(self) -> bool:
         """Whether more requests may be read: the client reads its replies, and those owed
-        hold less than their bound."""
-        return not self._write_paused and self._bytes.value < MAX_OWED_BYTES
+        hold less than their bound, this connection's and (if it owes any) all together."""
+        owed = self._bytes.value
+        return (
+            not self._write_paused
+            and owed < MAX_OWED_BYTES
+            and (not owed or self._frontend.owed_bytes.value < MAX_TOTAL_OWED_BYTES)
+        )
 
     def stop(self) -> None:
         """Shutting down: read nothing more, answer what is owed, then close."""
@@ -120,7 +129,7 @@ class Connection(asyncio.Protocol):
         while slots and slots[0].line is not None:
             slot = slots.popleft()
             self._owed -= slot.size
-            self._bytes.value -= slot.reserved
+            self._bytes.add(-slot.reserved)
             ready.append(slot.line)
         if ready:
             transport.write(b"".join(ready))  # type: ignore[arg-type]
@@ -174,21 +183,32 @@ class Connection(asyncio.Protocol):
     ) -> None:
         match parsed:
             case kcp.SetLines():
-                read = self._frontend.instructions.read_sets(parsed.job_ids, parsed.whens)
-                if read is None:  # not all reference times: one line at a time
-                    for message in parsed.messages():
-                        self._read_message(message, batch)
-                    return
-                request, refused = read
-                sets = self._owe(SetsSlot(parsed.request_ids, refused))
-                if request is not None:
-                    batch.append((sets, request))
+                self._read_sets(parsed, batch)
             case kcp.Message():
                 self._read_message(parsed, batch)
             case kcp.Malformed():
                 self._answer_malformed(parsed)
             case _:
                 assert_never(parsed)
+
+    def _read_sets(
+        self, lines: kcp.SetLines, batch: list[tuple[AnySlot, messages.Request]]
+    ) -> None:
+        """A run of ``SET <job> <when>`` lines as one request. A fault in that (pure) pass
+        costs only speed: the lines are read again one by one, each answered on its own."""
+        try:
+            read = self._frontend.instructions.read_sets(lines.job_ids, lines.whens)
+        except Exception:
+            _log.exception("kcp.sets_read_failed", requests=len(lines.request_ids))
+            read = None
+        if read is None:  # not all reference times, or a fault: one line at a time
+            for message in lines.messages():
+                self._read_message(message, batch)
+            return
+        request, refused = read
+        sets = self._owe(SetsSlot(lines.request_ids, refused))
+        if request is not None:
+            batch.append((sets, request))
 
     def _read_message(
         self, message: kcp.Message, batch: list[tuple[AnySlot, messages.Request]]
@@ -206,13 +226,13 @@ class Connection(asyncio.Protocol):
         if isinstance(asked, Local):
             self._owe(Slot(prefix, prefix + asked.suffix))
         else:
-            slot = Slot(prefix, reserved=reserved_bytes(asked), owed=self._bytes)
+            slot = Slot(prefix, reserved=reserved_bytes(asked, prefix), owed=self._bytes)
             batch.append((self._owe(slot), asked))
 
     def _owe(self, slot: SlotT) -> SlotT:
         self._slots.append(slot)
         self._owed += slot.size
-        self._bytes.value += slot.reserved
+        self._bytes.add(slot.reserved)
         return slot
 
     def _answer_malformed(self, malformed: kcp.Malformed) -> None:
@@ -227,8 +247,8 @@ class Connection(asyncio.Protocol):
         if transport is None or self._eof or transport.is_closing():
             return
         pause = (
-            self._closing or self._write_paused or self._backlog
-            or self._owed >= self._max_pending or self._bytes.value >= MAX_OWED_BYTES
+            self._closing or self._backlog or self._owed >= self._max_pending
+            or not self._may_read()
         )  # fmt: skip
         if pause and not self._read_paused:
             transport.pause_reading()
@@ -236,72 +256,6 @@ class Connection(asyncio.Protocol):
         elif not pause and self._read_paused and self._owed <= self._max_pending // 2:
             transport.resume_reading()
             self._read_paused = False
-
-
-JOB_FILE_RETRY_SECONDS = 2.0
-"""How soon a job file is sent again when storage did not answer."""
-
-
-class JobFileLoader:
-    """Loads the job files (``jobs.files``) at start and on SIGHUP: each file is read, checked
-    as a whole, and sent to storage as one request; what became of it is logged
-    (``jobs.loaded``, or ``jobs.refused`` with the line and the reason)."""
-
-    def __init__(self, paths: tuple[str, ...], gateway: Gateway, scripts: ScriptPolicy) -> None:
-        self._paths = paths
-        self._gateway = gateway
-        self._scripts = scripts
-
-    def load_all(self) -> None:
-        for path in self._paths:
-            self.load(os.path.abspath(path))
-
-    def load(self, path: str) -> None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-            job_file = jobfiles.read(path, text, self._scripts)
-        except (OSError, UnicodeDecodeError) as exc:
-            _log.error("jobs.refused", file=path, line=0, reason=f"cannot read it: {exc}")
-            return
-        except jobfiles.FileError as exc:
-            _log.error("jobs.refused", file=path, line=exc.line, reason=exc.reason)
-            return
-        except Exception:  # a bug reading one file must not stop the frontend
-            _log.exception("jobs.refused", file=path, line=0, reason="internal error")
-            return
-        self._gateway.submit(self, [(JobFileSlot(self, job_file), job_file.request)])
-
-    def deliver(self) -> None:
-        """Each file's outcome was logged as storage answered."""
-
-
-class JobFileSlot:
-    """A job file sent to storage: its outcome is logged; unanswered, it is sent again."""
-
-    def __init__(self, loader: JobFileLoader, job_file: jobfiles.JobFile) -> None:
-        self._loader = loader
-        self._file = job_file
-
-    def answer(self, reply: messages.Message) -> None:
-        request = self._file.request
-        match reply:
-            case messages.Ok():
-                _log.info("jobs.loaded", file=request.source, jobs=len(request.jobs))
-            case messages.Refused(positions=(position, *_), reasons=(reason, *_)):
-                job_id = request.jobs[position].job_id
-                _log.error("jobs.refused", file=request.source, line=self._file.lines[position],
-                           job=job_id, reason=reason)  # fmt: skip
-            case messages.Failed(code="unavailable"):
-                self.expire()
-            case messages.Failed(reason=reason):
-                _log.error("jobs.refused", file=request.source, line=0, reason=reason)
-            case _:
-                _log.error("jobs.refused", file=request.source, line=0, reason=repr(reply))
-
-    def expire(self) -> None:
-        source = self._file.request.source
-        _log.warning("jobs.unanswered", file=source, retry_in=JOB_FILE_RETRY_SECONDS)
-        asyncio.get_running_loop().call_later(JOB_FILE_RETRY_SECONDS, self._loader.load, source)
 
 
 class Frontend:
@@ -315,6 +269,7 @@ class Frontend:
         self.instructions = InstructionReader(scripts)
         self.job_files = JobFileLoader(config.jobs.files, self.gateway, scripts)
         self.connections: set[Connection] = set()
+        self.owed_bytes = OwedBytes()  # of every connection (replies.MAX_TOTAL_OWED_BYTES)
         self.address: tuple[str, int] | None = None
         """Where KCP is served, once it is (port 0 in the configuration picks one)."""
         self.ready = asyncio.Event()

@@ -91,6 +91,11 @@ class Gateway:
         self._last_correlation = 0
         self._reachable = True
 
+    @property
+    def waiting(self) -> int:
+        """How many requests sent to storage wait for its reply."""
+        return len(self._pending)
+
     def submit(self, sink: Sink, batch: Sequence[tuple[Owed, messages.Request]]) -> None:
         first = self._last_correlation + 1
         items: list[messages.Item] = [

@@ -8,26 +8,42 @@ from __future__ import annotations
 from typing import Protocol
 
 from kairoi import messages
-from kairoi.domain import MAX_PAGE_BYTES
 from kairoi.errors import KairoiError
 from kairoi.frontend import kcp
+from kairoi.limits import MAX_OUTPUT_BYTES, MAX_PAGE_BYTES
 from kairoi.schedule import format_instant
 
 UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
 INTERNAL_SUFFIX = kcp.error_suffix(
     "internal", "the reply could not be written; the server log says why"
 )
-MAX_OWED_BYTES = 4 * MAX_PAGE_BYTES
+MAX_OWED_BYTES = 8 * MAX_PAGE_BYTES
 """The most a connection's owed replies may hold (``OwedBytes``): past it, the connection
-reads no further request until replies have been written."""
-_LISTING = (messages.ListJobs, messages.ListRuns, messages.ListRules, messages.GetOutput)
+reads no further request until replies have been written (it reads one when it owes none, so
+one reply reserved larger still goes)."""
+MAX_TOTAL_OWED_BYTES = 8 * MAX_OWED_BYTES
+"""The most the owed replies of every connection together may hold: past it, a connection
+that owes any reads no further request until some are written (one that owes none still
+reads, so none waits for ever; each then holds at most one reply more)."""
+_LISTING = (messages.ListJobs, messages.ListRuns, messages.ListRules)
+_LINE_WORDS_BYTES = 256
+"""More than a listed line holds besides its request id and its quoted strings."""
+_PAGE_ITEMS_MOST = MAX_PAGE_BYTES // 64
+"""The most items a page holds: storage counts each at least 64 bytes (storage/views.py)."""
 
 
-def reserved_bytes(request: messages.Request) -> int:
-    """What the reply to ``request`` may hold, counted against MAX_OWED_BYTES before it
-    comes: a page for what lists things or shows an output, nothing for the rest (short
-    replies, counted once they come, and bounded by ``controller.max_pending`` in number)."""
-    return MAX_PAGE_BYTES if isinstance(request, _LISTING) else 0
+def reserved_bytes(request: messages.Request, prefix: bytes) -> int:
+    """What the reply to ``request`` may hold at most, counted against MAX_OWED_BYTES before
+    it comes, so the bound holds in the bytes written: an output is decoded (an invalid byte
+    becomes a 3-byte U+FFFD) and quoted; a page's strings are quoted (a backslash or quote
+    doubles) and each line repeats the request id. Nothing for the rest (short replies,
+    counted once they come, and bounded by ``controller.max_pending`` in number)."""
+    if isinstance(request, messages.GetOutput):
+        return 3 * MAX_OUTPUT_BYTES + len(prefix) + _LINE_WORDS_BYTES
+    if isinstance(request, _LISTING):
+        lines = 2 + min(getattr(request, "limit", _PAGE_ITEMS_MOST), _PAGE_ITEMS_MOST)
+        return 2 * MAX_PAGE_BYTES + lines * (len(prefix) + _LINE_WORDS_BYTES)
+    return 0
 
 
 class Slot:
@@ -58,18 +74,25 @@ class Slot:
         """Hold ``line``; from now on it, not the reservation, counts in ``owed``."""
         self.line = line
         if self._owed is not None:
-            self._owed.value += len(line) - self.reserved
+            self._owed.add(len(line) - self.reserved)
             self.reserved = len(line)
 
 
 class OwedBytes:
     """What a connection's owed replies hold: each slot's reservation (``reserved_bytes``)
-    until it is answered, then its line, until it is written."""
+    until it is answered, then its line, until it is written; and the same summed over every
+    connection, in ``total`` (shared)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("total", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, total: OwedBytes | None = None) -> None:
         self.value = 0
+        self.total = total
+
+    def add(self, delta: int) -> None:
+        self.value += delta
+        if self.total is not None:
+            self.total.value += delta
 
 
 class SetsSlot:

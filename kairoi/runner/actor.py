@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from kairoi import log, messages
+from kairoi import limits, log, messages
 from kairoi.bus import RequestClient
 from kairoi.clock import Clock, SystemClock
 from kairoi.config import Config
@@ -233,7 +233,7 @@ class Runner:
                 reason=_reason(result),
                 started_us=started_us,
                 finished_us=finished_us,
-                output=bytes(result.output),
+                output=bytes(result.output[-limits.MAX_OUTPUT_BYTES :]),
             )
         )
 
@@ -368,7 +368,8 @@ def _text(output: bytes | bytearray) -> str:
 def _reason(result: ScriptResult) -> str:
     """The failure reason, with the script's last line of output when there is one."""
     last_line = _text(result.output).rstrip().rpartition("\n")[2][:200]
-    return f"{result.reason}: {last_line}" if result.reason and last_line else result.reason
+    reason = f"{result.reason}: {last_line}" if result.reason and last_line else result.reason
+    return limits.clipped(reason, limits.MAX_REASON_BYTES)  # a reason may name a long path
 
 
 async def run(config: Config, name: str) -> None:

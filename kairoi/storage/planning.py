@@ -79,8 +79,11 @@ def first(spec: JobSpec, due_us: int, now_us: int) -> Next | None:
     if isinstance(schedule, OneShot):
         return Next(schedule.at_us)
     occurrence = schedule.next_after(now_us - 1)
-    if occurrence is None:
+    if occurrence is None and isinstance(schedule, Interval) and schedule.repeated_by(now_us - 1):
         raise InvalidRequest(f"every occurrence of {spec.when!r} is in the past")
+    if occurrence is None:  # the next one is after 9999-12-31T23:59:59.999999Z
+        raise InvalidRequest(f"the next occurrence of {spec.when!r} is past the calendar's end "
+                             "(year 9999)")  # fmt: skip
     return Next(occurrence, occurrence)
 
 

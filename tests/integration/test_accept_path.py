@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -12,14 +13,17 @@ import pytest
 import zmq
 from structlog.testing import capture_logs
 
-from kairoi import config, messages
+from kairoi import config, limits, messages
 from kairoi.bus import ReplyServer, RequestClient
 from kairoi.domain import Job, JobStatus
+from kairoi.frontend import definitions, instructions
 from kairoi.frontend.actor import Frontend
+from kairoi.frontend.replies import INTERNAL_SUFFIX, MAX_TOTAL_OWED_BYTES, reserved_bytes
 from kairoi.storage import codec, keys
 from kairoi.storage.actor import Storage
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import MemoryStore
+from tests.support import do
 
 
 @pytest.fixture
@@ -199,3 +203,116 @@ def test_a_reply_that_cannot_be_encoded_is_answered_internal_and_the_others_go(
         peer.close(linger=0)
         context.term()
         server.close()
+
+
+POISON_CRON = b'"cron:' + b"9" * 5_000 + b' * * * * *"'
+"""A number cronsim cannot convert (Python's 4,300-digit limit): it raised ValueError."""
+
+
+def test_a_poison_line_among_pipelined_sets_is_answered_alone(endpoint: str) -> None:
+    """Attack report, finding 3: one SET whose reading raised answered the whole pipelined
+    run ``internal``, and its good lines were not stored."""
+    kv = MemoryStore()
+    lines = (b'1 SET fp1 "2030-01-01 00:00:00"\n2 SET fp2 ' + POISON_CRON
+             + b'\n3 SET fp3 "2030-01-01 00:00:00"\n')  # fmt: skip
+    with storage_loop(endpoint, Engine(kv, fsync=True)):
+        replies = asyncio.run(ask(endpoint, lines, 3))
+    assert replies[0] == b"1 OK\n" and replies[2] == b"3 OK\n"
+    assert replies[1].startswith(b'2 ERROR invalid "invalid cron expression')
+    assert kv.get(keys.job("fp1")) is not None and kv.get(keys.job("fp3")) is not None
+    assert kv.get(keys.job("fp2")) is None
+
+
+def test_a_bug_reading_one_set_of_a_pipelined_run_costs_only_that_line(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any fault reading a run of SETs (here a bug put into the reading of one date) falls
+    back to reading the lines one by one: only the faulty line is answered ``internal``."""
+    real_read_set = definitions.read_set
+
+    def read_set_with_a_bug(arguments: list[str]) -> messages.Request:
+        if arguments[1] == "2030-01-01 00:00:01":
+            raise RuntimeError("a bug")
+        return real_read_set(arguments)
+
+    monkeypatch.setattr(instructions, "read_set", read_set_with_a_bug)
+    lines = b"".join(b'%d SET j%d "2030-01-01 00:00:0%d"\n' % (i, i, i % 3) for i in range(6))
+    kv = MemoryStore()
+    with storage_loop(endpoint, Engine(kv, fsync=True)), capture_logs() as logs:
+        replies = asyncio.run(ask(endpoint, b'b SET bad "2030-02-30 00:00:00"\n' + lines, 7))
+    assert replies[0].startswith(b'b ERROR invalid "invalid date')  # the slow pass is taken
+    internal = [b"%d" % i + INTERNAL_SUFFIX for i in (1, 4)]
+    assert replies[1:] == [b"0 OK\n", internal[0], b"2 OK\n", b"3 OK\n", internal[1], b"5 OK\n"]
+    assert [kv.get(keys.job(f"j{i}")) is not None for i in range(6)] == [
+        True, False, True, True, False, True]  # fmt: skip
+    assert "kcp.request_failed" in [log["event"] for log in logs]
+
+
+CLIENTS = 12
+
+
+def test_the_bytes_owed_to_clients_that_do_not_read_are_bounded_in_all_and_never_leak(
+    endpoint: str,
+) -> None:
+    """Attack report, finding 4: ten connections pipelining OUTPUT and RUNS without reading
+    took the frontend to 733 MB. Each reply now counts at the most it can hold, per
+    connection and over all of them; closing the connections gives every byte back, even
+    for the replies that come after the close."""
+    kv = MemoryStore()
+    engine = Engine(kv, fsync=True)
+    do(engine, messages.SetShellRule(rule_id="r", pattern="", script="/bin/true"))
+    do(engine, messages.SetJob(job_id="big", due_us=1))
+    (run,) = claimed_runs(engine)
+    do(engine, messages.RecordOutcome(
+        job_id="big", run=run.run, outcome="executed", exit_code=0, reason="", started_us=2,
+        finished_us=3, output=b"\xff" * limits.MAX_OUTPUT_BYTES,
+    ))  # fmt: skip
+    lines = b"".join(b"%d OUTPUT big\n%d RUNS big\n" % (i, i) for i in range(40))
+    with storage_loop(endpoint, engine):
+        most, left = asyncio.run(owed_to_clients_that_do_not_read(endpoint, lines))
+    reservation = reserved_bytes(messages.GetOutput(job_id="big", run=0), b"39")
+    assert most <= MAX_TOTAL_OWED_BYTES + CLIENTS * (reservation + 4 * limits.MAX_PAGE_BYTES)
+    assert left == 0
+
+
+def claimed_runs(engine: Engine) -> tuple[messages.Execute, ...]:
+    reply = do(engine, messages.ClaimDue(dispatcher="d", lookahead_us=0, limit=10))
+    assert isinstance(reply, messages.Claimed)
+    return reply.runs
+
+
+async def owed_to_clients_that_do_not_read(endpoint: str, lines: bytes) -> tuple[int, int]:
+    """The most the frontend owed while CLIENTS connections sent ``lines`` and read nothing,
+    and what it owed once they had closed."""
+    settings = config.parse(
+        '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 5.0\n'
+        f'[storage]\nendpoint = "{endpoint}"\n'
+    )
+    client = RequestClient(endpoint)
+    frontend, stop = Frontend(settings, client), asyncio.Event()
+    serving = asyncio.create_task(frontend.serve(stop))
+    writers, most = [], 0
+    try:
+        await asyncio.wait_for(frontend.ready.wait(), 5)
+        assert frontend.address is not None
+        for _ in range(CLIENTS):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(frontend.address)
+            _, writer = await asyncio.open_connection(sock=sock)
+            writer.write(lines)
+            writers.append(writer)
+        for _ in range(150):  # 3 s of the replies coming in, watched
+            await asyncio.sleep(0.02)
+            most = max(most, frontend.owed_bytes.value)
+        for writer in writers:
+            writer.close()
+        for _ in range(400):  # replies still on their way come to closed connections
+            if not frontend.connections and not frontend.gateway.waiting:
+                break
+            await asyncio.sleep(0.02)
+        return most, frontend.owed_bytes.value
+    finally:
+        stop.set()
+        await serving
+        client.close()

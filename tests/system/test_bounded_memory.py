@@ -145,7 +145,7 @@ def test_many_large_lists_at_once_keep_storage_bounded(running: Running) -> None
         assert LISTS_PER_CONNECTION <= jobs <= LISTS_PER_CONNECTION * (MIB // ID_BYTES)
     grown = {name: peak_bytes(pid) - start[name] for name, pid in before.items()}
     # Storage's listings of one batch hold 16 MiB (BATCH_REPLY_BYTES); the frontend's owed
-    # replies 4 MiB a connection (MAX_OWED_BYTES), held as frames, messages and lines.
+    # replies 8 MiB a connection (MAX_OWED_BYTES), held as frames, messages and lines.
     assert grown["storage"] < 64 * MIB, grown
     assert grown["frontend"] < 160 * MIB, grown
     assert pids(running) == before

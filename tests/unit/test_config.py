@@ -103,6 +103,9 @@ def test_name_without_extension_finds_the_toml_file(tmp_path: Path) -> None:
         ("[control]\nendpoint = 'http://x'\n", "'control.endpoint' must be ipc://PATH"),
         ("[control]\ntimeout = 0\n", "'control.timeout' must be a number of seconds above 0"),
         ("[runners.shell]\noutput_bytes = -1\n", "'runners.shell.output_bytes' must be at least 0"),
+        ("[runners.shell]\noutput_bytes = 1048577\n", "output_bytes' must be at most 1048576"),
+        ("[runners.shell]\nconcurrency = 10001\n", "concurrency' must be at most 10000"),
+        ("[runners.amqp]\nconcurrency = 10001\n", "concurrency' must be at most 10000"),
         ("[controller\n", "not valid TOML"),
     ],
 )

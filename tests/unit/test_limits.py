@@ -14,6 +14,8 @@ from kairoi import limits
 from kairoi.amqp.dsn import mask_dsn, parse_dsn
 from kairoi.errors import InvalidRequest
 from kairoi.frontend.instructions import InstructionReader
+from kairoi.runner.actor import _reason as runner_reason
+from kairoi.runner.shell import ScriptResult
 from kairoi.schedule import (
     Cron,
     Interval,
@@ -229,3 +231,50 @@ def test_cron_whose_local_time_passes_year_9999_in_utc_has_no_more() -> None:
     assert early.next_after(limits.MAX_INSTANT_US - 5 * 86_400_000_000) == (
         parse_reference_time("9999-12-30 10:00:00")
     )
+
+
+# Cron text goes to cronsim, whose parser raises more than its own CronSimError on text it
+# does not expect (ValueError for a number of over 4,300 digits): every one must come back
+# as the client's error, never as the server's (attack report, finding 3).
+CRON_PIECES = st.sampled_from(
+    ["*", "L", "W", "LW", "#", "/", "-", ",", "?", "5L", "0", "59", "60", "MON", "JAN", "²", "٣"]
+)
+CRON_PIECES |= st.sampled_from(["9" * 41, "0" * 4_400 + "5", "1" * 4_400])
+CRON_FIELDS = st.lists(CRON_PIECES, max_size=5).map("".join) | st.text(max_size=6)
+
+
+BAD_CRONS = ["9" * 5_000 + " * * * * *", "*/" + "1" * 4_400 + " * * * *", "* * * * 1#"]
+BAD_CRONS += ["0 0 1#" + "2" * 4_400 + " * *", "0" * 41 + "5 * * * *", "* * * * #"]
+
+
+@pytest.mark.parametrize("expression", BAD_CRONS)
+def test_a_cron_expression_with_any_number_is_refused_as_invalid(expression: str) -> None:
+    with pytest.raises(InvalidRequest, match="invalid cron expression"):
+        parse_schedule(f"cron:{expression}")
+
+
+@settings(max_examples=500)
+@given(st.lists(CRON_FIELDS, min_size=5, max_size=6).map(" ".join))
+def test_any_cron_text_is_refused_as_invalid_or_steps_without_raising(expression: str) -> None:
+    try:
+        schedule = parse_schedule(f"cron:{expression}")
+    except InvalidRequest:
+        return
+    schedule.next_after(0)
+    schedule.next_after(limits.MAX_INSTANT_US - 1)
+
+
+@pytest.mark.parametrize("text", ["", "short", "é" * 40_000, "x" * 70_000, "𝄞" * 20_000])
+def test_a_clipped_text_fits_its_bytes_and_keeps_a_short_one_whole(text: str) -> None:
+    clipped = limits.clipped(text, limits.MAX_REASON_BYTES)
+    assert len(clipped.encode()) <= limits.MAX_REASON_BYTES
+    assert clipped == text or (clipped.endswith("…") and text.startswith(clipped[:-1]))
+    limits.length(clipped, "the reason", limits.MAX_REASON_BYTES)  # storage takes it
+
+
+def test_a_runner_reason_of_any_length_is_one_storage_takes() -> None:
+    """A run's reason can name its script (up to 64 KiB) and add the output's last line: the
+    runner clips it, so its report is never refused (attack report, finding 4)."""
+    result = ScriptResult(None, "not run: " + "/s" * 40_000, b"x" * 300 + b"\n" + b"y" * 300)
+    reason = runner_reason(result)
+    assert reason.startswith("not run: /s/s") and len(reason.encode()) <= limits.MAX_REASON_BYTES

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from kairoi import messages
+import pytest
+
+from kairoi import limits, messages
 from kairoi.errors import InvalidRequest
-from kairoi.frontend.replies import SetsSlot, Slot, render
+from kairoi.frontend.replies import SetsSlot, Slot, render, reserved_bytes
+from kairoi.storage import views
 
 UNAVAILABLE = b' ERROR unavailable "storage did not answer; the outcome is unknown"\n'
 
@@ -108,3 +111,56 @@ def test_rules_output_pong_and_stats() -> None:
     assert render(b"1", messages.Pong()) == b"1 OK PONG\n"
     stats = messages.Stats(names=("failed", "planned"), values=(0, 3))
     assert render(b"1", stats) == b"1 OK failed=0 planned=3\n"
+
+
+# What a connection is owed is bounded in the bytes written (attack report, finding 4): a
+# reply is reserved, before it comes, at least the most its line can hold.
+PREFIX = b'"' + b"i" * 200 + b'"'
+BIG_RUN = 2**62
+
+
+@pytest.mark.parametrize("byte", [b"\xff", b'"', b"\\", b"a"])
+def test_an_output_line_is_never_longer_than_its_reservation(byte: bytes) -> None:
+    output = messages.Output(run=BIG_RUN, output=byte * limits.MAX_OUTPUT_BYTES)
+    request = messages.GetOutput(job_id="j", run=0)
+    assert len(render(PREFIX, output)) <= reserved_bytes(request, PREFIX)
+
+
+@pytest.mark.parametrize("reason", ["", '"' * 2_000, '"' * limits.MAX_REASON_BYTES])
+def test_a_page_of_runs_is_never_longer_than_its_reservation(reason: str) -> None:
+    run = messages.RunState(
+        run=BIG_RUN, due_us=limits.MIN_INSTANT_US + 1, started_us=limits.MIN_INSTANT_US + 1,
+        finished_us=limits.MIN_INSTANT_US + 1, outcome="timed_out", exit_code=-(2**31),
+        manual=False, reason=reason,
+    )  # fmt: skip
+    page: views.Page[messages.RunState] = views.Page(limits.MAX_PAGE_BYTES, limits.MAX_LIST)
+    while page.take(run, views.run_bytes(run)):
+        pass
+    reply = messages.Runs(runs=tuple(page.items), more=True)
+    request = messages.ListRuns(job_id="j", limit=limits.MAX_LIST, before=0)
+    assert len(render(PREFIX, reply)) <= reserved_bytes(request, PREFIX)
+
+
+def test_a_page_of_rules_is_never_longer_than_its_reservation() -> None:
+    rule = messages.RuleState(rule_id="r", pattern="", runner="shell", arguments=("/",))
+    page: views.Page[messages.RuleState] = views.Page(limits.MAX_PAGE_BYTES, 1 << 62)
+    while page.take(rule, views.rule_bytes(rule)):
+        pass
+    reply = messages.Rules(rules=tuple(page.items), more=True)
+    request = messages.ListRules(prefix="", after=None)
+    assert len(render(PREFIX, reply)) <= reserved_bytes(request, PREFIX)
+
+
+@pytest.mark.parametrize("job_id", ["j", '"' * 3_000])
+def test_a_page_of_jobs_is_never_longer_than_its_reservation(job_id: str) -> None:
+    job = messages.JobState(
+        job_id=job_id, status="triggered", next_due_us=limits.MIN_INSTANT_US + 1, run=BIG_RUN,
+        last_outcome="timed_out", last_finished_us=limits.MIN_INSTANT_US + 1,
+        when='"' * 100, options=("AFTER", '"' * 100),
+    )  # fmt: skip
+    page: views.Page[messages.JobState] = views.Page(limits.MAX_PAGE_BYTES, limits.MAX_LIST)
+    while page.take(job, views.job_bytes(job)):
+        pass
+    reply = messages.Jobs(jobs=tuple(page.items), more=True)
+    request = messages.ListJobs(prefix="", after=None, limit=limits.MAX_LIST)
+    assert len(render(PREFIX, reply)) <= reserved_bytes(request, PREFIX)

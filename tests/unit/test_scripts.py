@@ -100,6 +100,21 @@ def test_runnable_refuses_a_stored_path_that_is_now_a_symlink(tree: Path) -> Non
         policy(tree).runnable(str(tree / "scripts/inner.sh"))
 
 
+@pytest.mark.parametrize("script", ["scripts", "scripts/", "scripts/sub", "scripts/pipe"])
+def test_what_exists_but_is_no_regular_file_is_refused_at_set_and_at_run(
+    tree: Path, script: str
+) -> None:
+    """Attack report: a directory named as a shell script "ran", and ended executed."""
+    (tree / "scripts" / "sub").mkdir()
+    os.mkfifo(tree / "scripts" / "pipe")
+    rules = policy(tree, "scripts", "scripts/**")
+    with pytest.raises(InvalidRequest, match="is not a regular file"):
+        rules.resolve(script)
+    with pytest.raises(InvalidRequest, match="is not a regular file"):
+        rules.runnable(str(tree / script))
+    assert rules.resolve("scripts/later.sh") == str(tree / "scripts/later.sh")  # absent: kept
+
+
 def define(runner: str, arguments: tuple[str, ...]) -> messages.DefineJob:
     return messages.DefineJob(
         job_id="j", when="2030-01-01 00:00:00", zone="", missed="skip", overlap="skip",

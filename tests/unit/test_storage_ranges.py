@@ -46,6 +46,10 @@ def failed_run(job_id: str, run: int) -> messages.RecordOutcome:
     )  # fmt: skip
 
 
+LONG_REASON = "r" * (limits.MAX_REASON_BYTES + 1)
+LONG_OUTPUT = b"o" * (limits.MAX_OUTPUT_BYTES + 1)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(NOW)
@@ -101,6 +105,11 @@ CRAFTED = [
     (failed_run("j", 0), "a run number must be between 1 and"),
     (dataclasses.replace(failed_run("j", 1), exit_code=2**40), "the exit code must be between"),
     (dataclasses.replace(failed_run("j", 1), finished_us=2**63), "a run's start or end must be"),
+    # A local process's outcome of any size was kept, to be shown by RUNS and OUTPUT
+    # (attack report, finding 4): the runners never send more than these bounds.
+    (dataclasses.replace(failed_run("j", 1), reason=LONG_REASON), "the reason is longer than"),
+    (dataclasses.replace(failed_run("j", 1), output=LONG_OUTPUT), "the output is longer than"),
+    (dataclasses.replace(failed_run("j", 1), outcome="o" * 70_000), "the outcome is longer"),
 ]
 
 
@@ -233,3 +242,28 @@ def test_a_record_stored_before_the_checks_is_claimed_run_and_shown(
     assert job is not None and job.status is JobStatus.EXECUTED
     runs = do(engine, messages.ListRuns(job_id="old", limit=10))
     assert isinstance(runs, messages.Runs) and render(b"2", runs).count(b"\n") == 2
+
+
+Y2026 = 1_767_225_600_000_000
+
+
+@pytest.mark.parametrize(
+    ("when", "now_us", "why"),
+    [
+        ("R/2020-01-01T00:00:00Z/P3652058D", Y2026, "is past the calendar's end (year 9999)"),
+        ("R2/2020-01-01T00:00:00Z/P3652058D", Y2026, "is past the calendar's end (year 9999)"),
+        ("R2/1970-01-01T00:00:00Z/P1D", NOW, "every occurrence of"),
+        ("R/9999-12-31T00:00:00Z/PT12H", limits.MAX_INSTANT_US - 1, "past the calendar's end"),
+        ("cron:0 0 1 1 *", limits.MAX_INSTANT_US - 86_400_000_000, "past the calendar's end"),
+    ],
+)
+def test_a_schedule_with_no_next_occurrence_says_whether_it_is_past_or_beyond_9999(
+    kv: KeyValueStore, when: str, now_us: int, why: str
+) -> None:
+    """Attack report: ``R/2020-01-01T00:00:00Z/P3652058D`` was refused as having every
+    occurrence in the past, when its next one is after year 9999."""
+    engine = Engine(kv, fsync=False, clock=FakeClock(now_us), rng=random.Random(7))
+    reply = do(engine, define("j", when))
+    assert isinstance(reply, messages.Failed) and reply.code == "invalid", reply
+    assert why in reply.reason
+    assert engine.job("j") is None
