@@ -3,7 +3,6 @@ and with `kairoi ctl`, with real scripts, processes and RocksDB."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
