@@ -44,6 +44,9 @@ LOG_OUTPUT_BYTES = 4096
 """The most of a run's output its ``run.output`` log line shows (its history keeps more)."""
 OUTBOX_KEPT = 100_000
 """Reports storage has not acknowledged yet, held at most (one a run that ended)."""
+RESEND_SHARE = 256
+"""Reports sent again in one message: 256 of the largest (1 MiB of output each) stay well
+within bus.MAX_MESSAGE_BYTES."""
 REPORT_ATTEMPTS = 60
 """Refusals (``internal``) after which a report is dropped: storage cannot record it."""
 STOPPED_KEPT = 4096
@@ -293,8 +296,12 @@ class Runner:
         self._storage.try_send(outgoing)
 
     def _resend(self) -> None:
-        if self._unacked:
-            self._storage.try_send(list(self._unacked.items()))
+        """The whole outbox again, a share at a time: one message may hold only so many
+        reports (each with up to a MiB of output)."""
+        waiting = list(self._unacked.items())
+        for first in range(0, len(waiting), RESEND_SHARE):
+            if not self._storage.try_send(waiting[first : first + RESEND_SHARE]):
+                return  # storage is away or its queue full: the next resend tries again
 
     def _renew(self) -> None:
         if self._runs and not self._stopping:

@@ -31,11 +31,12 @@ def reply(request: messages.Message, exc: Exception) -> messages.Failed:
 
 def internal(request: messages.Message, exc: Exception) -> messages.Failed:
     """The reply to a request that raised what no handler expected, logged for the operator
-    with its traceback."""
+    with its traceback; the client is told the kind of fault, not its text (which may name
+    the host's paths or values of its configuration)."""
     name = type(request).__name__
     _log.error("storage.request_failed", request=name, exc_info=exc)
     return messages.Failed(code="internal", reason=f"storage could not apply {name}: "
-                           f"{without_paths(f'{type(exc).__name__}: {exc}')}")  # fmt: skip
+                           f"{type(exc).__name__} (the server log has the details)")  # fmt: skip
 
 
 def without_paths(text: str) -> str:
