@@ -225,9 +225,10 @@ class Connection(asyncio.Protocol):
             return
         if isinstance(asked, Local):
             self._owe(Slot(prefix, prefix + asked.suffix))
+        elif (reserved := reserved_bytes(asked, prefix)) > MAX_OWED_BYTES:
+            self._owe(Slot(prefix, prefix + kcp.error_suffix("invalid", _too_long(prefix))))
         else:
-            slot = Slot(prefix, reserved=reserved_bytes(asked, prefix), owed=self._bytes)
-            batch.append((self._owe(slot), asked))
+            batch.append((self._owe(Slot(prefix, reserved=reserved, owed=self._bytes)), asked))
 
     def _owe(self, slot: SlotT) -> SlotT:
         self._slots.append(slot)
@@ -256,6 +257,14 @@ class Connection(asyncio.Protocol):
         elif not pause and self._read_paused and self._owed <= self._max_pending // 2:
             transport.resume_reading()
             self._read_paused = False
+
+
+def _too_long(prefix: bytes) -> str:
+    """Why a listing is refused whose request id, repeated on each line, could make its reply
+    longer than a connection may be owed."""
+    return (f"a listing with a request id of {len(prefix) - 1} bytes could pass the "
+            f"{MAX_OWED_BYTES} bytes a connection may be owed: use a shorter request id, or "
+            "a smaller LIMIT")  # fmt: skip
 
 
 class Frontend:

@@ -56,7 +56,8 @@ class ControlDoor:
                 continue
             except Exception as exc:  # a bug must not take the control bus down
                 _log.exception("control.request_failed", reason=repr(exc))
-                body = control.encode_error(None, "internal", f"cannot read it: {exc!r}")
+                reason = f"cannot read it: {type(exc).__name__} (the server log has the details)"
+                body = control.encode_error(None, "internal", reason)
                 self._server.send(envelope, body)
                 continue
             self._gateway.submit(self, [(ControlSlot(self._server, envelope, request_id), request)])

@@ -18,6 +18,8 @@ from kairoi.errors import MessageError
 from kairoi.frontend.replies import Owed, Sink
 
 _log = log.get("kairoi.frontend")
+_INTERNAL = messages.Failed(code="internal", reason="the request could not be sent to storage; "
+                            "the server log says why")  # fmt: skip
 RETRY_SECONDS = 0.01
 """How often to try again to reach storage while requests wait for it."""
 TASK_RESTART_SECONDS = 0.1
@@ -105,6 +107,12 @@ class Gateway:
             frames = self._client.encode(items)
         except MessageError as exc:
             self._too_large(sink, batch, str(exc))
+            return
+        except Exception:  # a bug: these slots, never pending, would wait for ever
+            _log.exception("storage.submit_failed", requests=len(batch))
+            for slot, _ in batch:
+                answer(slot, _INTERNAL)
+            deliver({sink})
             return
         for correlation, (slot, _) in enumerate(batch, start=first):
             self._pending[correlation] = (sink, slot)

@@ -44,6 +44,9 @@ LOG_OUTPUT_BYTES = 4096
 """The most of a run's output its ``run.output`` log line shows (its history keeps more)."""
 OUTBOX_KEPT = 100_000
 """Reports storage has not acknowledged yet, held at most (one a run that ended)."""
+OUTBOX_BYTES = 256 * 1024 * 1024
+"""The output and reasons the outbox may hold in all: past it the oldest report is dropped
+(its run runs again when its lease ends), so a long absence of storage cannot exhaust memory."""
 RESEND_SHARE = 256
 """Reports sent again in one message: 256 of the largest (1 MiB of output each) stay well
 within bus.MAX_MESSAGE_BYTES."""
@@ -76,6 +79,7 @@ class Runner:
         self._waiting: set[tuple[str, int]] = set()  # taken, not started yet
         self._stopped: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._unacked: dict[int, messages.Request] = {}  # the outbox, oldest first
+        self._unacked_bytes = 0  # the output and reasons it holds
         self._refusals: dict[int, int] = {}  # of the requests in it that storage refused
         self._outgoing: list[messages.Item] = []
         self._last_correlation = 0
@@ -285,7 +289,10 @@ class Runner:
         """Send in this loop turn's batch, and again until acknowledged."""
         self._last_correlation += 1
         self._unacked[self._last_correlation] = request
-        if len(self._unacked) > OUTBOX_KEPT:
+        self._unacked_bytes += _held_bytes(request)
+        while len(self._unacked) > OUTBOX_KEPT or (
+            self._unacked_bytes > OUTBOX_BYTES and len(self._unacked) > 1
+        ):
             self._drop(next(iter(self._unacked)), "the outbox is full")
         if not self._outgoing:
             asyncio.get_running_loop().call_later(REPORT_COALESCE_SECONDS, self._send_outgoing)
@@ -316,9 +323,8 @@ class Runner:
                     self._stop_run(reply)
                 elif isinstance(reply, messages.Failed) and correlation in self._unacked:
                     self._refused(correlation, reply)
-                else:
-                    self._unacked.pop(correlation, None)
-                    self._refusals.pop(correlation, None)
+                elif correlation in self._unacked:
+                    self._forget(correlation)
 
     def _refused(self, correlation: int, reply: messages.Failed) -> None:
         """A refusal for ``internal`` (storage could not write) keeps the request in the
@@ -331,9 +337,15 @@ class Runner:
         else:
             self._drop(correlation, reply.reason)
 
-    def _drop(self, correlation: int, reason: str) -> None:
+    def _forget(self, correlation: int) -> messages.Request:
+        """Take a request out of the outbox (acknowledged, or given up)."""
         request = self._unacked.pop(correlation)
         self._refusals.pop(correlation, None)
+        self._unacked_bytes -= _held_bytes(request)
+        return request
+
+    def _drop(self, correlation: int, reason: str) -> None:
+        request = self._forget(correlation)
         if isinstance(request, messages.RecordOutcome):
             _log.warning("run.report_dropped", job=request.job_id, run=request.run, reason=reason)
 
@@ -389,3 +401,11 @@ async def run(config: Config, name: str) -> None:
     finally:
         dispatcher.close()
         storage.close()
+
+
+def _held_bytes(request: messages.Request) -> int:
+    """What a request in the outbox holds beyond its fixed fields: a report's output and
+    reason."""
+    if isinstance(request, messages.RecordOutcome):
+        return len(request.output) + len(request.reason)
+    return 0

@@ -223,6 +223,21 @@ def test_a_poison_line_among_pipelined_sets_is_answered_alone(endpoint: str) -> 
     assert kv.get(keys.job("fp2")) is None
 
 
+def test_a_listing_whose_long_request_id_could_pass_what_a_connection_may_be_owed_is_refused(
+    endpoint: str,
+) -> None:
+    """A listing repeats its request id on every line: a 50 KB id on 10,000 lines would be half a
+    gigabyte, whatever the page's own bytes. Refused; a shorter LIST, or a short id, is not."""
+    long_id = b"i" * 50_000
+    lines = (
+        long_id + b" LIST LIMIT 10000\n" + long_id + b" LIST LIMIT 10\n2 LIST LIMIT 10000\n3 PING\n"
+    )
+    with storage_loop(endpoint, Engine(MemoryStore(), fsync=True)):
+        replies = asyncio.run(ask(endpoint, lines, 4))
+    assert replies[0].startswith(long_id + b' ERROR invalid "a listing with a request id of')
+    assert replies[1:] == [long_id + b" OK 0\n", b"2 OK 0\n", b"3 OK PONG\n"]
+
+
 def test_a_bug_reading_one_set_of_a_pipelined_run_costs_only_that_line(
     endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
