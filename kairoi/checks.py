@@ -15,6 +15,7 @@ from typing import assert_never
 
 from kairoi import limits, messages
 from kairoi.amqp.dsn import parse_dsn
+from kairoi.domain import runner_from
 from kairoi.errors import InvalidRequest
 from kairoi.schedule import parse_schedule
 
@@ -70,7 +71,11 @@ def check_definition(request: messages.DefineJob) -> None:
     limits.duration_us(request.max_backoff_us, "MAXBACKOFF")
     if request.when:
         parse_schedule(request.when, request.zone or None)
-    if request.runner == "amqp" and request.arguments:
+    if request.runner and runner_from(request.runner, request.arguments) is None:
+        raise InvalidRequest(f"a job's own runner is 'shell <script>' or 'amqp <dsn> <exchange> "
+                             f"<routing key>', not {request.runner[:40]!r} with "
+                             f"{len(request.arguments)} arguments")  # fmt: skip
+    if request.runner == "amqp":
         _dsn(request.arguments[0])
 
 

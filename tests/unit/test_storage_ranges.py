@@ -69,6 +69,9 @@ def claim(engine: Engine) -> messages.Claimed:
 
 
 CRAFTED = [
+    (define("j", "2030-01-01T00:00:00Z", runner="bogus", arguments=("x",)), "a job's own runner"),
+    (define("j", "2030-01-01T00:00:00Z", runner="shell", arguments=("a", "b")), "2 arguments"),
+    (define("j", "2030-01-01T00:00:00Z", runner="amqp", arguments=("amqp://h",)), "own runner"),
     (messages.SetJob(job_id=MB_ID, due_us=NOW), "the job id is longer than 65535 bytes"),
     (messages.SetJob(job_id="j", due_us=limits.MAX_INSTANT_US + 1), "due time must be between"),
     (messages.SetJob(job_id="j", due_us=-(2**63)), "the due time must be between"),
