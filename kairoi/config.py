@@ -235,6 +235,7 @@ def _validate(config: Config) -> None:
     _at_least("storage.max_batch", config.storage.max_batch, 1)
     check_endpoint("dispatcher.endpoint", config.dispatcher_endpoint)
     _at_least("dispatcher.claim_batch", config.dispatcher.claim_batch, 1)
+    _at_most("dispatcher.claim_batch", config.dispatcher.claim_batch, MAX_RUNNER_SLOTS)
     _at_least("runners.processes", config.runners.processes, 0)
     _at_least("runners.shell.concurrency", config.runners.shell.concurrency, 1)
     _at_least("runners.shell.output_bytes", config.runners.shell.output_bytes, 0)

@@ -92,6 +92,7 @@ def test_name_without_extension_finds_the_toml_file(tmp_path: Path) -> None:
         ("[dispatcher]\nlookahead = -0.1\n", "'dispatcher.lookahead' must be within 0"),
         ("[dispatcher]\nlookahead = 5\n", "'dispatcher.lookahead' must be within 0"),
         ("[dispatcher]\nclaim_batch = 0\n", "'dispatcher.claim_batch' must be at least 1"),
+        ("[dispatcher]\nclaim_batch = 10001\n", "'dispatcher.claim_batch' must be at most 10000"),
         ("[runners]\nprocesses = -1\n", "'runners.processes' must be at least 0"),
         ("[runners]\nlease = 0.1\n", "'runners.lease' must be at least 0.3 seconds"),
         ("[runners]\nlease = '10'\n", "'runners.lease' must be a number"),
