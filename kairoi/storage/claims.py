@@ -248,7 +248,8 @@ class Runs:
         if runner is None:
             reason = (NO_RULE_REASON if not job.spec.rule_id
                       else f"the rule {job.spec.rule_id!r} it names does not exist")  # fmt: skip
-            none = _unreported(active, Outcome.NO_RULE, reason, now)
+            # Claimed up to a lookahead early: it ends at its due time, never before.
+            none = _unreported(active, Outcome.NO_RULE, reason, max(now, active.due_us))
             self.end(self._jobs.get(job.id) or job, active, none, b"")
             _log.info("run.no_rule", job=job.id)
             return None

@@ -205,6 +205,17 @@ def test_a_lost_run_and_a_job_without_a_rule_are_in_the_history(
     assert state(engine, "none.1").status == "failed"
 
 
+def test_a_run_with_no_rule_claimed_ahead_of_its_time_ends_at_its_due_time(
+    engine: Engine,
+) -> None:
+    """Claimed a lookahead early, a run with no rule was recorded ended before it was due."""
+    ok(engine, messages.SetJob(job_id="none.1", due_us=NOW + 20_000))
+    reply = do(engine, messages.ClaimDue(dispatcher="d", lookahead_us=20_000, limit=100))
+    assert isinstance(reply, messages.Claimed) and not reply.runs
+    (run,) = runs(engine, "none.1")
+    assert (run.outcome, run.finished_us) == ("no_rule", NOW + 20_000)
+
+
 def test_rules_can_be_read_listed_and_deleted(engine: Engine) -> None:
     do(engine, messages.SetAmqpRule(rule_id="q", pattern="q.", dsn=DSN, exchange="x",
                                     routing_key="k"))  # fmt: skip
