@@ -12,6 +12,8 @@ from kairoi.client.kcp import KcpClient
 from kairoi.client.server import ServerProcess, Settings
 
 EXAMPLE_SCRIPT = '#!/bin/sh\necho "job $1"\n'
+CHILDREN = ("storage", "frontend", "dispatcher", "runner-0")
+"""The processes `kairoi serve` runs on its defaults."""
 
 
 @dataclass
@@ -21,6 +23,10 @@ class Running:
 
     def client(self) -> KcpClient:
         return KcpClient("127.0.0.1", self.port)
+
+    def pids(self) -> dict[str, int]:
+        """Each child's pid: the same before and after shows that none was restarted."""
+        return {name: self.server.child_pid(name) for name in CHILDREN}
 
 
 def start_server(workdir: Path, settings: Settings | None = None) -> Running:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,19 @@ def do(engine: Engine, request: messages.Message) -> messages.Reply:
     reply = engine.apply(request)
     engine.commit()
     return reply
+
+
+def pipeline(port: int, lines: list[str], timeout: float = 60) -> list[bytes]:
+    """Send every line at once over one KCP connection (numbered from 0), return the reply
+    lines in order."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall("".join(f"{i} {line}\n" for i, line in enumerate(lines)).encode())
+        received = b""
+        while received.count(b"\n") < len(lines):
+            chunk = sock.recv(65536)
+            assert chunk, "the frontend closed the connection"
+            received += chunk
+    return received.splitlines()
 
 
 def read_jobs(data_dir: Path, job_ids: list[str]) -> dict[str, Job | None]:

@@ -26,7 +26,6 @@ ID_BYTES = 60_000
 JOBS = 500
 CONNECTIONS = 8
 LISTS_PER_CONNECTION = 25
-CHILDREN = ("storage", "frontend", "dispatcher", "runner-0")
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +33,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running = start_server(tmp_path_factory.mktemp("bounded"))
     yield running
     running.server.stop()
-
-
-def pids(running: Running) -> dict[str, int]:
-    return {name: running.server.child_pid(name) for name in CHILDREN}
 
 
 def peak_bytes(pid: int) -> int:
@@ -64,7 +59,7 @@ def control_answers(running: Running) -> bool:
 
 
 def test_a_64_mib_control_frame_is_refused_without_holding_it(running: Running) -> None:
-    before = pids(running)
+    before = running.pids()
     frontend = before["frontend"]
     start = reset_peak(frontend)
     context = zmq.Context()
@@ -79,12 +74,12 @@ def test_a_64_mib_control_frame_is_refused_without_holding_it(running: Running) 
     finally:
         context.destroy(linger=0)
     assert peak_bytes(frontend) - start < 32 * MIB
-    assert pids(running) == before
+    assert running.pids() == before
     assert control_answers(running)
 
 
 def test_100_mib_without_a_line_feed_is_refused_and_not_held(running: Running) -> None:
-    before = pids(running)
+    before = running.pids()
     frontend = before["frontend"]
     start = reset_peak(frontend)
     got = bytearray()
@@ -107,7 +102,7 @@ def test_100_mib_without_a_line_feed_is_refused_and_not_held(running: Running) -
         b'"" ERROR invalid "message longer than 1048576 bytes without an LF"\n',
     )
     assert peak_bytes(frontend) - start < 32 * MIB
-    assert pids(running) == before
+    assert running.pids() == before
     with running.client() as client:
         assert client.call("PING") == ["OK", "PONG"]
 
@@ -129,7 +124,7 @@ def test_many_large_lists_at_once_keep_storage_bounded(running: Running) -> None
         client.send(b"".join(f'{n} SET {i} "2030-01-01 00:00:00"\n'.encode()
                              for n, i in enumerate(ids)))  # fmt: skip
         assert all(client.reply().arguments == ["OK"] for _ in ids)
-    before = pids(running)
+    before = running.pids()
     start = {name: reset_peak(pid) for name, pid in before.items()}
     results: list[tuple[int, int, bytes]] = [(0, 0, b"")] * CONNECTIONS
     readers = [
@@ -148,7 +143,7 @@ def test_many_large_lists_at_once_keep_storage_bounded(running: Running) -> None
     # replies 8 MiB a connection (MAX_OWED_BYTES), held as frames, messages and lines.
     assert grown["storage"] < 64 * MIB, grown
     assert grown["frontend"] < 160 * MIB, grown
-    assert pids(running) == before
+    assert running.pids() == before
     with running.client() as client:
         page, last = client.call_list("LIST", "LIMIT", "2")
         assert [words[1] for words in page] == ids[:2] and last == ["OK", "2"]

@@ -18,8 +18,6 @@ from kairoi.client.kcp import KcpClient
 from tests.conftest import Running, start_server
 from tests.support import eventually
 
-CHILDREN = ("storage", "frontend", "dispatcher", "runner-0")
-
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
@@ -28,14 +26,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running.server.stop()
 
 
-def pids(running: Running) -> dict[str, int]:
-    return {name: running.server.child_pid(name) for name in CHILDREN}
-
-
 def test_an_over_long_cron_number_fails_only_its_own_line(running: Running) -> None:
     """Finding 3: a cron number of 5,000 digits made cronsim raise ValueError, and every
     pipelined SET around it was answered ``internal`` and not stored."""
-    before = pids(running)
+    before = running.pids()
     with running.client() as client:
         client.send(b'1 SET fp1 "2030-01-01 00:00:00"\n2 SET fp2 "cron:' + b"9" * 5_000
                     + b' * * * * *"\n3 SET fp3 "2030-01-01 00:00:00"\n')  # fmt: skip
@@ -46,7 +40,7 @@ def test_an_over_long_cron_number_fails_only_its_own_line(running: Running) -> N
         assert client.call("GET", "fp1")[:2] == ["OK", "planned"]
         assert client.call("GET", "fp3")[:2] == ["OK", "planned"]
         assert client.call("GET", "fp2")[:2] == ["ERROR", "not_found"]
-    assert pids(running) == before
+    assert running.pids() == before
 
 
 def ask_storage(running: Running, items: list[messages.Item]) -> list[messages.Item] | None:
@@ -70,7 +64,7 @@ def test_storage_refuses_an_outsized_outcome_and_drops_a_message_of_a_million_it
     """Finding 4: a local process's RecordOutcome of a 5 MiB reason and 20 MiB output was
     kept (RUNS and OUTPUT then gave a 26 MB reply), and a 7 MB frame of a million Pings took
     storage to 309 MB."""
-    before = pids(running)
+    before = running.pids()
     with running.client() as client:
         assert client.call("SET", "kept", "2030-01-01 00:00:00") == ["OK"]
     outcome = messages.RecordOutcome(
@@ -85,7 +79,7 @@ def test_storage_refuses_an_outsized_outcome_and_drops_a_message_of_a_million_it
     with running.client() as client:
         assert client.call("GET", "kept")[:2] == ["OK", "planned"]
         assert client.call("RUNS", "kept") == ["OK", "0"]
-    assert pids(running) == before
+    assert running.pids() == before
 
 
 def test_a_hello_claiming_a_billion_slots_is_dropped_and_runs_go_to_the_real_runner(
@@ -93,7 +87,7 @@ def test_a_hello_claiming_a_billion_slots_is_dropped_and_runs_go_to_the_real_run
 ) -> None:
     """Finding 6: a local DEALER saying RunnerHello(capacity=10**9, free=10**9) was sent
     every run (with the DSNs of AMQP rules); the real runner got nothing."""
-    before = pids(running)
+    before = running.pids()
     hello = messages.RunnerHello(
         name="thief", instance="t", capacity=(10**9, 10**9), free=(10**9, 10**9)
     )
@@ -115,7 +109,7 @@ def test_a_hello_claiming_a_billion_slots_is_dropped_and_runs_go_to_the_real_run
         assert running.server.events("runner.hello_refused")
     finally:
         context.destroy(linger=0)
-    assert pids(running) == before
+    assert running.pids() == before
 
 
 def has_run(client: KcpClient, job_id: str, run: str) -> bool:
@@ -127,7 +121,7 @@ def has_run(client: KcpClient, job_id: str, run: str) -> bool:
 def test_a_directory_is_refused_as_a_script_when_set_and_when_run(running: Running) -> None:
     """Minor finding: ``RULE SET r p. shell "scripts/"`` was taken, and its runs ended
     executed with exit status 0."""
-    before = pids(running)
+    before = running.pids()
     script = running.server.workdir / "scripts" / "turned.sh"
     script.write_text("exit 0\n")
     with running.client() as client:
@@ -142,14 +136,14 @@ def test_a_directory_is_refused_as_a_script_when_set_and_when_run(running: Runni
         runs, last = client.call_list("RUNS", "turned.job")
         assert last == ["OK", "1"] and "is not a regular file" in runs[0][-1]
         assert client.call("PING") == ["OK", "PONG"]
-    assert pids(running) == before
+    assert running.pids() == before
 
 
 def test_a_control_request_naming_a_key_twice_is_refused_and_deletes_nothing(
     running: Running,
 ) -> None:
     """Minor finding: ``{"op": "get", "op": "delete", "job": "keep"}`` deleted keep."""
-    before = pids(running)
+    before = running.pids()
     with running.client() as kcp:
         assert kcp.call("SET", "keep", "2030-01-01 00:00:00") == ["OK"]
     control = ControlClient(f"ipc://{running.server.runtime_dir}/control.sock")
@@ -166,4 +160,4 @@ def test_a_control_request_naming_a_key_twice_is_refused_and_deletes_nothing(
         control.close()
     with running.client() as kcp:
         assert kcp.call("GET", "keep")[:2] == ["OK", "planned"]
-    assert pids(running) == before
+    assert running.pids() == before

@@ -15,7 +15,6 @@ from kairoi.client.kcp import KcpClient
 from tests.conftest import Running, start_server
 from tests.support import eventually
 
-CHILDREN = ("storage", "runner-0", "dispatcher", "frontend")
 HUGE = "9" * 5000
 
 
@@ -27,10 +26,6 @@ def running(tmp_path: Path) -> Iterator[Running]:
     running.server.stop()
 
 
-def pids(running: Running) -> dict[str, int]:
-    return {name: running.server.child_pid(name) for name in CHILDREN}
-
-
 def status(client: KcpClient, job_id: str) -> str:
     return client.call("GET", job_id)[1]
 
@@ -40,7 +35,7 @@ def test_a_job_whose_retries_would_pass_the_calendar_ends_failed_and_can_be_unse
 ) -> None:
     """Item 2: backoff × 2ⁿ overflowed, and storage crash-looped until nothing could be
     served, not even the UNSET of the job."""
-    before = pids(running)
+    before = running.pids()
     with running.client() as client:
         assert client.call("RULE", "SET", "f", "fail.", "shell", "scripts/fail.sh") == ["OK"]
         far = ["RETRIES", "1000", "BACKOFF"]
@@ -54,7 +49,7 @@ def test_a_job_whose_retries_would_pass_the_calendar_ends_failed_and_can_be_unse
         assert client.call("UNSET", "fail.end") == ["OK"]
         assert client.call("UNSET", "fail.far") == ["OK"]
         assert client.call("GET", "fail.end")[:2] == ["ERROR", "not_found"]
-    assert pids(running) == before
+    assert running.pids() == before
 
 
 def test_out_of_range_numbers_and_instants_over_kcp_are_refused_and_the_connection_lives(
@@ -62,7 +57,7 @@ def test_out_of_range_numbers_and_instants_over_kcp_are_refused_and_the_connecti
 ) -> None:
     """Item 2: an instant outside years 1-9999 in UTC was stored and killed the frontend's
     reply routing when shown; a number of thousands of digits closed the connection."""
-    before = pids(running)
+    before = running.pids()
     refused = [
         ("SET", "j", "0001-01-01T00:00:00+14:00"),
         ("SET", "j", "9999-12-31T23:59:59-14:00"),
@@ -80,7 +75,7 @@ def test_out_of_range_numbers_and_instants_over_kcp_are_refused_and_the_connecti
             assert client.call(*words)[:2] == ["ERROR", "invalid"], words
         items, last = client.call_list("LIST")
         assert [item[1] for item in items] == ["kept"] and last == ["OK", "1"]
-    assert pids(running) == before
+    assert running.pids() == before
 
 
 def ask_storage(running: Running, requests: list[messages.Message]) -> list[messages.Message]:
@@ -103,7 +98,7 @@ def ask_storage(running: Running, requests: list[messages.Message]) -> list[mess
 def test_storage_refuses_crafted_requests_on_its_own_socket(running: Running) -> None:
     """Item 5: the internal bus is a door too: sizes and ranges are checked there as the
     frontend checks them, request by request, without a crash or a stored record."""
-    before = pids(running)
+    before = running.pids()
     crafted: list[messages.Message] = [
         messages.SetJob(job_id="x" * 1_048_576, due_us=0),
         messages.SetJob(job_id="late", due_us=2**63 - 1),
@@ -135,4 +130,4 @@ def test_storage_refuses_crafted_requests_on_its_own_socket(running: Running) ->
         items, last = client.call_list("LIST")
         assert [item[1] for item in items] == ["fine"] and last == ["OK", "1"]
         assert client.call("GET", "late")[:2] == ["ERROR", "not_found"]
-    assert pids(running) == before
+    assert running.pids() == before

@@ -5,27 +5,14 @@ raised RecursionError). No process restarts; the connection and the other jobs s
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from kairoi.client.kcp import KcpClient
 from tests.conftest import start_server
-from tests.support import read_jobs
+from tests.support import pipeline, read_jobs
 
 LATER = "2030-01-01 00:00:00"
 PROCESSES = ("storage", "frontend", "dispatcher")
-
-
-def pipeline(port: int, lines: list[str]) -> list[bytes]:
-    """Send every line at once, return the reply lines in order."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        sock.sendall("".join(f"{i} {line}\n" for i, line in enumerate(lines)).encode())
-        received = b""
-        while received.count(b"\n") < len(lines):
-            chunk = sock.recv(65536)
-            assert chunk, "the frontend closed the connection"
-            received += chunk
-    return received.splitlines()
 
 
 def test_after_cycles_are_refused_and_a_wide_cascade_is_answered(tmp_path: Path) -> None:

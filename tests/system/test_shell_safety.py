@@ -17,16 +17,11 @@ from kairoi.client.server import ServerProcess, Settings
 from tests.conftest import Running, start_server
 from tests.support import eventually
 
-CHILDREN = ("frontend", "storage", "dispatcher", "runner-0")
 RECORD_CALL = 'f=$(mktemp got/XXXXXX)\nprintf "%s|%s|%s" "$0" "$#" "$1" > "$f"\n'
 """Each run leaves a file of its own holding $0, the argument count and $1, exactly."""
 PAST = "2020-01-01 00:00:00"
 REFUSED = ["/bin/rm", "../x.sh", "scripts/escape.sh", "scripts/../../x.sh"]
 """Scripts outside the default allow-list (the working directory), one through a symlink."""
-
-
-def pids(running: Running) -> dict[str, int]:
-    return {name: running.server.child_pid(name) for name in CHILDREN}
 
 
 def calls(workdir: Path) -> set[str]:
@@ -43,7 +38,7 @@ def test_option_named_scripts_and_hostile_job_ids_run_as_data(tmp_path: Path) ->
         (tmp_path / name).write_text(RECORD_CALL)
     running = start_server(tmp_path)
     try:
-        before = pids(running)
+        before = running.pids()
         jobs: dict[str, str] = {}  # job id -> script
         with running.client() as client:
             # "-c" takes every job no other rule takes, so job ids may start with "-" too.
@@ -68,7 +63,7 @@ def test_option_named_scripts_and_hostile_job_ids_run_as_data(tmp_path: Path) ->
             ]
             assert client.call("PING") == ["OK", "PONG"]
         assert not marker.exists(), "a job id ran as a command"
-        assert pids(running) == before
+        assert running.pids() == before
     finally:
         running.server.stop()
 
@@ -80,7 +75,7 @@ def test_a_refused_script_tells_no_host_path_and_symlinks_count_by_their_target(
     outside.write_text("exit 0\n")
     running = start_server(tmp_path)
     try:
-        before = pids(running)
+        before = running.pids()
         os.symlink(outside, tmp_path / "scripts" / "escape.sh")
         os.symlink("example.sh", tmp_path / "scripts" / "inner.sh")
         with running.client() as client:
@@ -96,7 +91,7 @@ def test_a_refused_script_tells_no_host_path_and_symlinks_count_by_their_target(
         refused = running.server.events("shell.script_refused", "frontend")
         assert [event["script"] for event in refused] == REFUSED
         assert refused[2]["real_path"] == str(outside.resolve()), "the details stay in the log"
-        assert pids(running) == before
+        assert running.pids() == before
     finally:
         running.server.stop()
         outside.unlink()
@@ -129,7 +124,7 @@ def test_a_rule_older_than_the_allow_list_or_its_symlink_fails_its_run(tmp_path:
     os.symlink("other.sh", tmp_path / "jobs" / "swap.sh")  # allowed, but not what was set
     running = restart(running, {"runners.shell": {"allow": ["jobs/*.sh"]}})
     try:
-        before = pids(running)
+        before = running.pids()
         with running.client() as client:
             for job_id in ("old.1", "swap.1"):
                 assert client.call("SET", job_id, PAST) == ["OK"]
@@ -142,7 +137,7 @@ def test_a_rule_older_than_the_allow_list_or_its_symlink_fails_its_run(tmp_path:
                 assert runs[0][8].startswith("not run: script ") and why in runs[0][8]
             assert client.call("PING") == ["OK", "PONG"]
         assert not marker.exists()
-        assert pids(running) == before
+        assert running.pids() == before
     finally:
         running.server.stop()
 
@@ -162,7 +157,7 @@ def test_storage_refuses_a_rule_sent_straight_to_its_socket(tmp_path: Path) -> N
     """The internal bus is a door too: any process that can open the socket could send it."""
     running = start_server(tmp_path)
     try:
-        before = pids(running)
+        before = running.pids()
         endpoint = f"ipc://{running.server.runtime_dir}/storage.sock"
         os.symlink("/bin/sh", tmp_path / "scripts" / "escape.sh")
         for script in ["/bin/sh", "../x.sh", "scripts/escape.sh"]:
@@ -176,7 +171,7 @@ def test_storage_refuses_a_rule_sent_straight_to_its_socket(tmp_path: Path) -> N
             assert client.call("RULE", "GET", "x")[:2] == ["ERROR", "not_found"]
             assert f"{tmp_path.resolve()}/-c" in client.call("RULE", "GET", "y"), "its real path"
         assert running.server.events("shell.script_refused", "storage")
-        assert pids(running) == before
+        assert running.pids() == before
     finally:
         running.server.stop()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from kairoi.client.server import ServerProcess, Settings
 from kairoi.storage import keys
 from kairoi.storage.rocks import RocksStore
 from tests.conftest import Running, start_server
-from tests.support import eventually, read_jobs
+from tests.support import eventually, pipeline, read_jobs
 
 LATER = "2030-01-01 00:00:00"
 LATER_US = 1_893_456_000_000_000
@@ -35,18 +34,6 @@ def write_raw(data_dir: Path, batch: dict[bytes, bytes | None]) -> None:
         store.write(batch, sync=True)
     finally:
         store.close()
-
-
-def pipeline(port: int, lines: list[str]) -> list[bytes]:
-    """Send every line at once, return the reply lines in order."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall("".join(f"{i} {line}\n" for i, line in enumerate(lines)).encode())
-        received = b""
-        while received.count(b"\n") < len(lines):
-            chunk = sock.recv(65536)
-            assert chunk, "the frontend closed the connection"
-            received += chunk
-    return received.splitlines()
 
 
 def restart(running: Running, times: int) -> int:
