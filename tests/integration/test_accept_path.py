@@ -5,25 +5,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import tempfile
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 import zmq
 from structlog.testing import capture_logs
 
-from kairoi import config, limits, messages
-from kairoi.bus import ReplyServer, RequestClient
+from kairoi import limits, messages
+from kairoi.bus import ReplyServer
 from kairoi.domain import Job, JobStatus
 from kairoi.frontend import definitions, instructions
-from kairoi.frontend.actor import Frontend
 from kairoi.frontend.replies import INTERNAL_SUFFIX, MAX_TOTAL_OWED_BYTES, reserved_bytes
 from kairoi.storage import codec, keys
 from kairoi.storage.actor import Storage
 from kairoi.storage.engine import Engine
 from kairoi.storage.kv import MemoryStore
 from tests.support import do
+from tests.support_bus import frontend_on, serving
 
 
 @pytest.fixture
@@ -34,48 +33,23 @@ def endpoint() -> Iterator[str]:
 
 @contextmanager
 def storage_loop(endpoint: str, engine: Engine) -> Iterator[None]:
-    stop, bound = threading.Event(), threading.Event()
+    def start(server: ReplyServer) -> Callable[[], None]:
+        return Storage(server, engine.kv, engine, lambda: Engine(engine.kv, fsync=True),
+                       1000).serve_waiting  # fmt: skip
 
-    def serve() -> None:
-        server = ReplyServer(endpoint)
-        storage = Storage(server, engine.kv, engine, lambda: Engine(engine.kv, fsync=True), 1000)
-        bound.set()
-        while not stop.is_set():
-            server.wait(20)
-            storage.serve_waiting()
-        server.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    bound.wait(5)
-    try:
+    with serving(endpoint, start):
         yield
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 async def ask(endpoint: str, lines: bytes, replies: int) -> list[bytes]:
     """Start a frontend on port 0, send ``lines`` over TCP, return ``replies`` reply lines."""
-    settings = config.parse(
-        '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 2.0\n'
-        f'[storage]\nendpoint = "{endpoint}"\n'
-    )
-    client = RequestClient(endpoint)
-    frontend, stop = Frontend(settings, client), asyncio.Event()
-    serving = asyncio.create_task(frontend.serve(stop))
-    try:
-        await asyncio.wait_for(frontend.ready.wait(), 5)
+    async with frontend_on(endpoint, request_timeout=2.0) as frontend:
         assert frontend.address is not None
         reader, writer = await asyncio.open_connection(*frontend.address)
         writer.write(lines)
         got = [await asyncio.wait_for(reader.readline(), 5) for _ in range(replies)]
         writer.close()
         return got
-    finally:
-        stop.set()
-        await serving
-        client.close()
 
 
 def test_sets_are_applied_and_acknowledged(endpoint: str) -> None:
@@ -299,16 +273,8 @@ def claimed_runs(engine: Engine) -> tuple[messages.Execute, ...]:
 async def owed_to_clients_that_do_not_read(endpoint: str, lines: bytes) -> tuple[int, int]:
     """The most the frontend owed while CLIENTS connections sent ``lines`` and read nothing,
     and what it owed once they had closed."""
-    settings = config.parse(
-        '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 5.0\n'
-        f'[storage]\nendpoint = "{endpoint}"\n'
-    )
-    client = RequestClient(endpoint)
-    frontend, stop = Frontend(settings, client), asyncio.Event()
-    serving = asyncio.create_task(frontend.serve(stop))
     writers, most = [], 0
-    try:
-        await asyncio.wait_for(frontend.ready.wait(), 5)
+    async with frontend_on(endpoint) as frontend:
         assert frontend.address is not None
         for _ in range(CLIENTS):
             sock = socket.socket()
@@ -327,7 +293,3 @@ async def owed_to_clients_that_do_not_read(endpoint: str, lines: bytes) -> tuple
                 break
             await asyncio.sleep(0.02)
         return most, frontend.owed_bytes.value
-    finally:
-        stop.set()
-        await serving
-        client.close()

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 
 import pytest
 from structlog.testing import capture_logs
 
-from kairoi import config, messages
+from kairoi import messages
 from kairoi.bus import ReplyServer, RequestClient
 from kairoi.frontend.actor import Frontend
 from kairoi.frontend.gateway import Gateway, supervised
 from kairoi.frontend.replies import Owed, OwedBytes, Slot
+from tests import support_bus
+from tests.support_bus import serving
 
 BAD_STATS = messages.Stats(names=("planned", "failed"), values=(1,))
 SMALL_LIMIT = 4 << 20
@@ -45,49 +46,23 @@ def _reply(request: messages.Message) -> messages.Message:
             return messages.Ok()
 
 
-@contextmanager
-def faulty_storage(endpoint: str, delay: float = 0.0) -> Iterator[None]:
+def faulty_storage(endpoint: str, delay: float = 0.0) -> AbstractContextManager[None]:
     """Answers every batch after ``delay`` seconds."""
-    stop, bound = threading.Event(), threading.Event()
 
-    def serve() -> None:
-        server = ReplyServer(endpoint)
-        bound.set()
-        while not stop.is_set():
-            server.wait(20)
+    def start(server: ReplyServer) -> Callable[[], None]:
+        def answer_all() -> None:
             while (received := server.receive_nowait()) is not None:
                 peer, items = received
                 time.sleep(delay)
                 server.send(peer, [(c, _reply(request)) for c, request in items])
-        server.close()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    bound.wait(5)
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
+        return answer_all
+
+    return serving(endpoint, start)
 
 
-@asynccontextmanager
-async def frontend_on(endpoint: str, max_line_bytes: int = 1024) -> AsyncIterator[Frontend]:
-    settings = config.parse(
-        '[controller]\nlisten = "127.0.0.1:0"\nrequest_timeout = 5.0\n'
-        f"max_line_bytes = {max_line_bytes}\n"
-        f'[storage]\nendpoint = "{endpoint}"\n'
-    )
-    client = RequestClient(endpoint)
-    frontend, stop = Frontend(settings, client), asyncio.Event()
-    serving = asyncio.create_task(frontend.serve(stop))
-    try:
-        await asyncio.wait_for(frontend.ready.wait(), 5)
-        yield frontend
-    finally:
-        stop.set()
-        await serving
-        client.close()
+def frontend_on(endpoint: str, max_line_bytes: int = 1024) -> AbstractAsyncContextManager[Frontend]:
+    return support_bus.frontend_on(endpoint, max_line_bytes=max_line_bytes)
 
 
 async def _lines(reader: asyncio.StreamReader, count: int) -> list[bytes]:
