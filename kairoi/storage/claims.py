@@ -99,9 +99,8 @@ class Runs:
         or renewed meanwhile, reaches storage before the run is given up as lost. (A lease
         ended on purpose, whose owner is known gone, is left ended.)"""
         until = self._clock.now_us() + self._lease_us
-        for job_id, number in self._active.leases.every():
-            run = self._active_run(job_id, number)
-            if run is not None and run.owner and run.lease_until_us < until:
+        for run in self._leased_runs():
+            if run.owner and run.lease_until_us < until:
                 self._active.save(dataclasses.replace(run, lease_until_us=until), run)
 
     def runner_started(self, name: str, instance: str) -> None:
@@ -112,9 +111,12 @@ class Runs:
         if len(request.job_ids) != len(request.runs):
             raise InvalidRequest("job_ids and runs must have the same length")
         until = self._clock.now_us() + self._lease_us
-        for job_id, number in zip(request.job_ids, request.runs, strict=True):
-            if self._quarantine.held(job_id):
-                continue  # its lease was taken out: it is not run again
+        quarantined = set(self._quarantine.held_among(request.job_ids))  # leases taken out
+        for position, (job_id, number) in enumerate(
+            zip(request.job_ids, request.runs, strict=True)
+        ):
+            if position in quarantined:
+                continue
             if (run := self._active.get(job_id, number)) is not None:
                 held = dataclasses.replace(run, lease_until_us=until, owner=request.owner)
                 self._active.save(held, run)
@@ -313,11 +315,15 @@ class Runs:
     def _expire(self, held_by: Callable[[str], bool]) -> None:
         """End at once the leases whose owner ``held_by`` picks: their runs are lost."""
         now = self._clock.now_us()
-        for job_id, number in self._active.leases.every():
-            run = self._active_run(job_id, number)
-            if run is not None and held_by(run.owner):
+        for run in self._leased_runs():
+            if held_by(run.owner):
                 self._active.save(dataclasses.replace(run, lease_until_us=now, owner=""), run)
                 self._on_due(now)
+
+    def _leased_runs(self) -> list[ActiveRun]:
+        """Every run under way that has a lease (one that cannot be read is set aside)."""
+        runs = (self._active_run(job_id, number) for job_id, number in self._active.leases.every())
+        return [run for run in runs if run is not None]
 
     # Records that cannot be handled: set aside, each apart from the others.
 
