@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from kairoi import log, messages
 from kairoi.bus import ReplyServer
@@ -130,19 +130,14 @@ class Storage:
         if not self._engine_ready():
             self._refuse_waiting()
             return
-        answered: Batch = []
-        count = 0
-        while (
-            count < self._max_batch
-            and not self._engine.replies_full  # large listings: the rest waits its turn
-            and (received := self._server.receive_nowait()) is not None
-        ):
-            peer, items = received
-            answered.append((peer, [(c, self._apply(peer, r)) for c, r in items]))
-            count += len(items)
+        # Large listings fill the batch's reply budget: the rest waits its turn.
+        answered: Batch = [
+            (peer, [(c, self._apply(peer, r)) for c, r in items])
+            for peer, items in self._waiting(lambda: not self._engine.replies_full)
+        ]
         if not answered:
             return
-        if (failure := self._commit(count)) is not None:
+        if (failure := self._commit(sum(map(len, (r for _, r in answered))))) is not None:
             answered = _refuse_applied(answered, failure)
         for peer, replies in answered:
             self._send(peer, replies)
@@ -152,11 +147,18 @@ class Storage:
     def _refuse_waiting(self) -> None:
         """The database cannot be opened: what is waiting (up to ``max_batch``) is refused."""
         failed = messages.Failed(code="internal", reason=f"not saved: {self._closed}")
-        count = 0
-        while count < self._max_batch and (received := self._server.receive_nowait()) is not None:
-            peer, items = received
+        for peer, items in self._waiting(lambda: True):
             self._server.send(peer, [(c, failed) for c, _ in items])
-            count += len(items)
+
+    def _waiting(self, more: Callable[[], bool]) -> Iterator[tuple[bytes, list[messages.Item]]]:
+        """The batches waiting on the socket, while ``more()`` and up to ``max_batch``
+        requests in all (each batch taken as it is asked for)."""
+        count = 0
+        while count < self._max_batch and more():
+            if (received := self._server.receive_nowait()) is None:
+                return
+            yield received
+            count += len(received[1])
 
     def _send(self, peer: bytes, replies: list[messages.Item]) -> None:
         """Answer ``peer``; a reply that cannot be encoded (a bug) is answered ``internal``
