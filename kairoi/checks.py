@@ -129,8 +129,9 @@ def _check_read(request: messages.Message) -> None:
 
 
 def _run_numbers(runs: Sequence[int]) -> None:
-    if runs and (min(runs) < 1 or max(runs) > limits.MAX_RUN):
-        raise InvalidRequest(f"a run number must be between 1 and {limits.MAX_RUN}")
+    if runs:
+        limits.RUN.check(min(runs))
+        limits.RUN.check(max(runs))
 
 
 def _dsn(dsn: str) -> None:

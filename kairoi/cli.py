@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 
 from kairoi import __version__, config, log, runtime
 from kairoi.errors import ConfigError
-
-EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a process that exits with it
+from kairoi.runtime import EXIT_CONFIG
 
 Service = Callable[[config.Config, argparse.Namespace], int]
 CONTROL_VERBS = ("stop", "disable", "enable", "delete", "trigger", "get")

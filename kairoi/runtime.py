@@ -29,6 +29,9 @@ from kairoi import log
 
 _log = log.get("kairoi.runtime")
 SUPERVISED_ENV = "KAIROI_SUPERVISED"
+EXIT_CONFIG = 78
+"""EX_CONFIG: a process exits with it on a configuration error, which restarting does not
+mend, so ``kairoi serve`` stops everything instead of restarting it."""
 PRIVATE_DIRECTORY_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 _PR_SET_PDEATHSIG = 1

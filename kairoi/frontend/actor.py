@@ -160,10 +160,7 @@ class Connection(asyncio.Protocol):
                 _log.exception("kcp.request_failed")
                 self._answer_internal(parsed)
         if batch:
-            try:
-                self._frontend.gateway.submit(self, batch)
-            except Exception:  # its slots are answered `unavailable` when they expire
-                _log.exception("storage.submit_failed", requests=len(batch))
+            self._frontend.gateway.submit(self, batch)  # a fault there answers the slots
 
     def _answer_internal(self, parsed: kcp.Parsed) -> None:
         ids = parsed.request_ids if isinstance(parsed, kcp.SetLines) else (parsed.request_id,)

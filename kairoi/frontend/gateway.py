@@ -15,18 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from kairoi import log, messages
 from kairoi.bus import RequestClient
 from kairoi.errors import MessageError
-from kairoi.frontend.replies import Owed, Sink
+from kairoi.frontend.replies import INTERNAL, Owed, Sink
 
 _log = log.get("kairoi.frontend")
-_INTERNAL = messages.Failed(code="internal", reason="the request could not be sent to storage; "
-                            "the server log says why")  # fmt: skip
 RETRY_SECONDS = 0.01
 """How often to try again to reach storage while requests wait for it."""
 TASK_RESTART_SECONDS = 0.1
 """How long a failed task waits before it starts again (a fault that repeats must not spin)."""
-INTERNAL = messages.Failed(
-    code="internal", reason="the reply could not be written; the server log says why"
-)
 
 
 async def supervised(task: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -111,7 +106,7 @@ class Gateway:
         except Exception:  # a bug: these slots, never pending, would wait for ever
             _log.exception("storage.submit_failed", requests=len(batch))
             for slot, _ in batch:
-                answer(slot, _INTERNAL)
+                answer(slot, INTERNAL)
             deliver({sink})
             return
         for correlation, (slot, _) in enumerate(batch, start=first):

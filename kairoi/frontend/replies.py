@@ -14,9 +14,11 @@ from kairoi.limits import MAX_OUTPUT_BYTES, MAX_PAGE_BYTES
 from kairoi.schedule import format_instant
 
 UNAVAILABLE = kcp.error_suffix("unavailable", "storage did not answer; the outcome is unknown")
-INTERNAL_SUFFIX = kcp.error_suffix(
-    "internal", "the reply could not be written; the server log says why"
+INTERNAL = messages.Failed(
+    code="internal", reason="the reply could not be written; the server log says why"
 )
+"""What a request is answered when a fault of Kairoi's own lost its reply."""
+INTERNAL_SUFFIX = kcp.error_suffix(INTERNAL.code, INTERNAL.reason)
 MAX_OWED_BYTES = 8 * MAX_PAGE_BYTES
 """The most a connection's owed replies may hold (``OwedBytes``): past it, the connection
 reads no further request until replies have been written (it reads one when it owes none, so

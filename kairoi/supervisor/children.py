@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kairoi.runtime import EXIT_CONFIG
+
 
 def stop_stages(runners: int) -> list[list[str]]:
     """Process names in the order they stop (they start in the reverse order).
@@ -32,8 +34,6 @@ def command(name: str) -> list[str]:
     return [name]
 
 
-EXIT_CONFIG = 78
-"""The status a child exits with on a configuration error (``kairoi.cli.EXIT_CONFIG``)."""
 FIRST_DELAY = 0.1
 MAX_DELAY = 5.0
 STABLE_AFTER = 10.0

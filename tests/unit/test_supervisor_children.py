@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from kairoi.cli import EXIT_CONFIG
+from kairoi.runtime import EXIT_CONFIG
 from kairoi.supervisor.children import (
     FIRST_DELAY,
     MAX_DELAY,
